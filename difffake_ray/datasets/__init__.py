@@ -1,0 +1,1 @@
+"""Inputs: the manifest, dataset adapters (registry) and the synthetic corpus generator."""

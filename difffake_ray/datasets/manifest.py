@@ -1,0 +1,140 @@
+"""The manifest: one row per video (video_id, uri, label, dataset, method, split).
+
+Built from a folder laid out as ``real/`` and ``fake/<method>/``, from a CSV or Parquet file, or
+from a dataset adapter (``datasets.adapters``). A malformed manifest is a configuration error and
+fails before any work starts, naming the file, the row and the cause.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import posixpath
+from typing import Dict, Iterable, List, Mapping, Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import schema, storage
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+class ManifestError(ValueError):
+    """A malformed manifest or input folder; raised before any video is processed."""
+
+
+def manifest_table(rows: Iterable[Mapping[str, object]], source: str = "manifest") -> pa.Table:
+    """Validate rows and build the manifest table (schema.MANIFEST_SCHEMA)."""
+    rows = list(rows)
+    clean: List[Dict[str, str]] = []
+    seen: Dict[str, int] = {}
+    for i, row in enumerate(rows):
+        missing = [c for c in ("video_id", "uri") if not row.get(c)]
+        if missing:
+            raise ManifestError(f"{source}: row {i} lacks required column(s) {', '.join(missing)}: {dict(row)}")
+        label = str(row.get("label") or "unknown").strip().lower()
+        if label not in schema.LABELS:
+            raise ManifestError(
+                f"{source}: row {i} ({row['video_id']}) has label {row.get('label')!r}; "
+                f"expected one of {', '.join(schema.LABELS)}")
+        split = str(row.get("split") or "unknown").strip().lower()
+        if split not in schema.SPLITS:
+            raise ManifestError(
+                f"{source}: row {i} ({row['video_id']}) has split {row.get('split')!r}; "
+                f"expected one of {', '.join(schema.SPLITS)}")
+        vid = str(row["video_id"])
+        if vid in seen:
+            raise ManifestError(f"{source}: video_id {vid!r} appears in rows {seen[vid]} and {i}")
+        seen[vid] = i
+        clean.append(dict(video_id=vid, uri=str(row["uri"]), label=label,
+                          dataset=str(row.get("dataset") or "unknown"),
+                          method=str(row.get("method") or ("original" if label == "real" else "unknown")),
+                          split=split))
+    return pa.Table.from_pylist(clean, schema=schema.MANIFEST_SCHEMA)
+
+
+def manifest_from_folder(root: str, dataset: Optional[str] = None, split: str = "test") -> pa.Table:
+    """``root/real/**`` -> real/original; ``root/fake/<method>/**`` -> fake/<method>.
+
+    A folder without that layout is taken as unlabelled videos (label unknown).
+    """
+    fs, base = storage.url_to_fs(root)
+    if not fs.isdir(base):
+        raise ManifestError(f"{root}: not a folder")
+    dataset = dataset or posixpath.basename(base.rstrip("/")) or "videos"
+    rows = []
+    for path in sorted(fs.find(base)):
+        if not path.lower().endswith(VIDEO_EXTENSIONS):
+            continue
+        rel = posixpath.relpath(path, base)
+        parts = rel.split("/")
+        if parts[0] == "real":
+            label, method = "real", "original"
+        elif parts[0] == "fake" and len(parts) > 2:
+            label, method = "fake", parts[1]
+        elif parts[0] == "fake":
+            label, method = "fake", "unknown"
+        else:
+            label, method = "unknown", "unknown"
+        uri = fs.unstrip_protocol(path) if "://" in root else path
+        rows.append(dict(video_id=f"{dataset}/{posixpath.splitext(rel)[0]}", uri=uri, label=label,
+                         dataset=dataset, method=method, split=split))
+    if not rows:
+        raise ManifestError(f"{root}: no video files ({', '.join(VIDEO_EXTENSIONS)}) found")
+    return manifest_table(rows, source=root)
+
+
+def read_manifest_file(uri: str) -> pa.Table:
+    """A CSV or Parquet manifest. Relative ``uri`` entries are resolved against the file's folder."""
+    try:
+        data = storage.read_bytes(uri)
+    except FileNotFoundError:
+        raise ManifestError(f"manifest not found: {uri}") from None
+    if uri.endswith(".parquet"):
+        try:
+            rows = pq.read_table(pa.BufferReader(data)).to_pylist()
+        except pa.ArrowInvalid as exc:
+            raise ManifestError(f"{uri}: not a readable Parquet file ({exc})") from None
+    else:
+        try:
+            reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+            rows = list(reader)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ManifestError(f"{uri}: not a readable CSV file ({exc})") from None
+        if reader.fieldnames is None or not {"video_id", "uri"} <= set(reader.fieldnames):
+            # a CSV with only a uri column is accepted: video_id is then derived from the path
+            if reader.fieldnames and "uri" in reader.fieldnames:
+                rows = [dict(r, video_id=posixpath.splitext(r["uri"])[0]) for r in rows]
+            else:
+                raise ManifestError(
+                    f"{uri}: a manifest needs columns video_id and uri (have: {reader.fieldnames})")
+    base = posixpath.dirname(uri)
+    for r in rows:
+        u = str(r.get("uri") or "")
+        if u and "://" not in u and not u.startswith("/"):
+            r["uri"] = storage.join(base, u)
+    return manifest_table(rows, source=uri)
+
+
+def load_manifest(source: str, adapter: Optional[str] = None, split: Optional[str] = None,
+                  **adapter_kwargs) -> pa.Table:
+    """The manifest of ``source``: an adapter's dataset root, a manifest file, or a video folder."""
+    if adapter:
+        from .adapters import create_dataset_adapter
+
+        table = create_dataset_adapter(adapter, **adapter_kwargs).build(source)
+        table = manifest_table(table.to_pylist(), source=f"{adapter}:{source}")
+    elif source.endswith((".csv", ".parquet")):
+        table = read_manifest_file(source)
+    else:
+        fs, base = storage.url_to_fs(source)
+        candidate = posixpath.join(base, "manifest.parquet")
+        if fs.isdir(base) and fs.exists(candidate):
+            table = read_manifest_file(fs.unstrip_protocol(candidate) if "://" in source else candidate)
+        else:
+            table = manifest_from_folder(source)
+    if split:
+        mask = pa.compute.equal(table["split"], split)
+        table = table.filter(mask)
+    return table

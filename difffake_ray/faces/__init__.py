@@ -1,0 +1,1 @@
+"""Face extraction, as plain functions: sample frames, detect, landmark, crop (no Ray here)."""

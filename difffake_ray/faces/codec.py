@@ -1,0 +1,32 @@
+"""Encoding of crops stored in the faces table (PNG lossless by default, JPEG optional)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def encode_image(image_rgb: np.ndarray, fmt: str = "png", jpeg_quality: int = 95) -> bytes:
+    import cv2
+
+    bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
+    if fmt == "png":
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    elif fmt in ("jpeg", "jpg"):
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    else:
+        raise ValueError(f"image_format must be png or jpeg, got {fmt!r}")
+    if not ok:
+        raise RuntimeError(f"could not encode a {image_rgb.shape} image as {fmt}")
+    return buf.tobytes()
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Encoded PNG/JPEG bytes -> H x W x 3 RGB uint8. Raises ValueError on a corrupt blob."""
+    import cv2
+
+    if not data:
+        raise ValueError("empty image blob")
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("corrupt image blob (not a decodable PNG/JPEG)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

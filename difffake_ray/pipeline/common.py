@@ -1,0 +1,54 @@
+"""Shared pieces of the batch stages: deterministic part-file names, resume bookkeeping, and the
+per-status accounting every stage reports."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from typing import Dict, Iterable, List, Mapping, Set
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import storage
+
+
+def part_name(video_ids: Iterable[str]) -> str:
+    """A part file named by the videos it holds: a retried batch overwrites its own file (atomic
+    replace), so Ray's retries never duplicate rows."""
+    digest = hashlib.sha1("\n".join(sorted(video_ids)).encode("utf-8")).hexdigest()[:20]
+    return f"part-{digest}.parquet"
+
+
+def completed_video_ids(out_uri: str) -> Set[str]:
+    """Video ids already written under ``out_uri`` (every part file holds whole videos)."""
+    done: Set[str] = set()
+    for f in storage.list_data_files(out_uri):
+        t = storage.read_parquet_files([f], columns=["video_id"])
+        done.update(pc.unique(t["video_id"]).to_pylist())
+    return done
+
+
+def video_status_counts(table: pa.Table, status_column: str = "video_status") -> Dict[str, int]:
+    """{status: number of videos} from a per-frame or per-video table."""
+    if table.num_rows == 0:
+        return {}
+    t = table.select(["video_id", status_column]).group_by(["video_id", status_column]).aggregate([])
+    return dict(collections.Counter(t[status_column].to_pylist()))
+
+
+def summary_line(stage: str, counts: Mapping[str, int], seconds: float, extra: str = "") -> str:
+    n = sum(counts.values())
+    ok = counts.get("ok", 0)
+    failed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "ok") or "none"
+    rate = n / seconds if seconds > 0 else float("nan")
+    return (f"{stage}: {n} videos: {ok} ok; failed: {failed}{'; ' + extra if extra else ''}; "
+            f"{seconds:.1f} s, {rate:.2f} videos/s")
+
+
+def rows_to_dicts(batch: Mapping[str, "object"]) -> List[Dict[str, object]]:
+    """A Ray Data batch (dict of column arrays) -> list of row dicts."""
+    keys = list(batch.keys())
+    n = len(batch[keys[0]]) if keys else 0
+    return [{k: (batch[k][i].item() if hasattr(batch[k][i], "item") else batch[k][i]) for k in keys}
+            for i in range(n)]

@@ -1,0 +1,99 @@
+"""Starting or attaching to Ray, and the run record every stage writes next to its output."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+import time
+from typing import Any, Dict, Iterator, Optional
+
+from . import __version__, storage
+from .config import Config, RayConfig, config_to_dict, dump_config
+
+
+def init_ray(ray_cfg: RayConfig) -> bool:
+    """Start a local Ray in-process (``address`` None) or attach to a cluster. Returns True when
+    this call started Ray (the caller then owns its shutdown)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: Dict[str, Any] = {"log_to_driver": True, "configure_logging": False}
+    if ray_cfg.address:
+        kwargs["address"] = ray_cfg.address
+    else:
+        # "local" always starts a fresh instance: a stale ray_current_cluster file from an earlier
+        # run would otherwise make ray.init() try to attach to a dead head and hang.
+        kwargs.update(address="local", include_dashboard=False)
+        if ray_cfg.num_cpus:
+            kwargs["num_cpus"] = ray_cfg.num_cpus
+        if ray_cfg.num_gpus is not None:
+            kwargs["num_gpus"] = ray_cfg.num_gpus
+    ray.init(**kwargs)
+    return True
+
+
+@contextlib.contextmanager
+def ray_session(ray_cfg: RayConfig) -> Iterator[None]:
+    import ray
+
+    started = init_ray(ray_cfg)
+    try:
+        yield
+    finally:
+        if started and not ray_cfg.address:
+            ray.shutdown()
+
+
+def cluster_gpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0.0))
+
+
+def cluster_cpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", 1.0))
+
+
+def versions() -> Dict[str, str]:
+    out = {"difffake_ray": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
+    for mod in ("ray", "torch", "timm", "cv2", "av", "sklearn", "pyarrow", "numpy", "albumentations"):
+        try:
+            m = __import__(mod)
+            out[mod] = getattr(m, "__version__", "?")
+        except Exception:  # noqa: BLE001 - a record of what is there, never a failure
+            out[mod] = "not installed"
+    return out
+
+
+RUN_RECORD = "_run.json"
+CONFIG_RECORD = "_config.yaml"
+
+
+def write_run_record(out_uri: str, stage: str, cfg: Config, inputs: Dict[str, Any],
+                     counts: Dict[str, Any], started: float, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    record = {
+        "stage": stage,
+        "inputs": inputs,
+        "output": out_uri,
+        "counts": counts,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "seconds": round(time.time() - started, 3),
+        "versions": versions(),
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "config": config_to_dict(cfg),
+    }
+    if extra:
+        record.update(extra)
+    storage.write_json_atomic(storage.join(out_uri, RUN_RECORD), record)
+    storage.write_text_atomic(storage.join(out_uri, CONFIG_RECORD), dump_config(cfg))
+    return record
+
+
+def read_run_record(out_uri: str) -> Dict[str, Any]:
+    return storage.read_json(storage.join(out_uri, RUN_RECORD))

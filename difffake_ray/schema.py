@@ -1,0 +1,102 @@
+"""The Parquet schemas, declared once and shared by every writer and reader.
+
+Manifest -> faces -> embeddings -> scores. Every stage keeps the manifest columns so that a result
+can always be traced back to its video, dataset, manipulation method and split.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+N_LANDMARKS = 68
+
+# Video-level statuses: every input video ends in exactly one of these in every stage's output.
+VIDEO_OK = "ok"
+MISSING = "missing"  # the manifest names a file that does not exist
+UNREADABLE = "unreadable"  # exists but cannot be opened/decoded as a video
+NO_FRAMES = "no_frames"  # opens, but holds no decodable frame
+NO_FACE = "no_face"  # frames decoded, no face found in any of them
+TOO_FEW_FACES = "too_few_faces"  # scoring: fewer than two usable faces, cannot pair
+EMBED_ERROR = "embed_error"  # a stored crop could not be decoded/embedded
+ERROR = "error"  # anything unexpected, with the exception text
+
+# Frame-level statuses in the faces table.
+FRAME_OK = "ok"
+FRAME_NO_FACE = "no_face"
+
+LABELS = ("real", "fake", "unknown")
+SPLITS = ("train", "val", "test", "unknown")
+
+MANIFEST_FIELDS = [
+    pa.field("video_id", pa.string(), nullable=False),
+    pa.field("uri", pa.string(), nullable=False),
+    pa.field("label", pa.string(), nullable=False),
+    pa.field("dataset", pa.string(), nullable=False),
+    pa.field("method", pa.string(), nullable=False),
+    pa.field("split", pa.string(), nullable=False),
+]
+MANIFEST_SCHEMA = pa.schema(MANIFEST_FIELDS)
+MANIFEST_COLUMNS = [f.name for f in MANIFEST_FIELDS]
+
+_VIDEO_STATUS_FIELDS = [
+    pa.field("video_status", pa.string(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("error", pa.string()),
+]
+
+FACES_SCHEMA = pa.schema(
+    MANIFEST_FIELDS
+    + _VIDEO_STATUS_FIELDS
+    + [
+        # null for a video-level failure row (the video yielded no frames at all)
+        pa.field("frame_index", pa.int32()),
+        pa.field("timestamp", pa.float64()),
+        pa.field("video_frame_count", pa.int32()),
+        pa.field("frame_width", pa.int32()),
+        pa.field("frame_height", pa.int32()),
+        # face box (x, y, w, h) in frame pixels, as detected
+        pa.field("box", pa.list_(pa.int32(), 4)),
+        # the 1.3x enlarged, clipped crop window (x0, y0, x1, y1) in frame pixels
+        pa.field("crop_box", pa.list_(pa.int32(), 4)),
+        # 68 (x, y) points in crop pixel coordinates, flattened x0, y0, x1, y1, ...
+        pa.field("landmarks", pa.list_(pa.float32(), 2 * N_LANDMARKS)),
+        pa.field("crop", pa.binary()),
+        pa.field("crop_format", pa.string()),
+    ]
+)
+
+EMBEDDINGS_KEY_COLUMNS = MANIFEST_COLUMNS + ["video_status", "status", "error", "frame_index"]
+
+
+def embeddings_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        MANIFEST_FIELDS
+        + _VIDEO_STATUS_FIELDS
+        + [
+            pa.field("frame_index", pa.int32()),
+            pa.field("embedding", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+SCORES_SCHEMA = pa.schema(
+    MANIFEST_FIELDS
+    + [
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        # mean GMM log-likelihood of the video's pairs; higher = more real. Null when not scorable.
+        pa.field("score", pa.float64()),
+        pa.field("n_faces", pa.int32()),
+        pa.field("n_pairs", pa.int32()),
+        pa.field("min_pair_score", pa.float64()),
+        pa.field("median_pair_score", pa.float64()),
+    ]
+)
+
+
+def empty_row(schema: pa.Schema) -> dict:
+    return {name: None for name in schema.names}
+
+
+def table_from_rows(rows: list, schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema)

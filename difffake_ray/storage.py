@@ -1,0 +1,143 @@
+"""Every read and write goes through fsspec, so a local path, ``file://``, ``memory://``, ``s3://`` or
+``gs://`` works the same (the remote ones once the user installs s3fs/gcsfs).
+
+Writes are atomic: data goes to a hidden temporary name in the same folder and is then moved into
+place, so a reader never takes a half-written file for a complete one. Readers skip names starting
+with ``.`` or ``_`` (pyarrow's convention), which hides temporaries and run records.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import uuid
+from typing import Any, Iterable, List, Optional, Tuple
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def url_to_fs(uri: str) -> Tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(uri)
+    return fs, path
+
+
+def join(base: str, *parts: str) -> str:
+    if "://" in base:
+        proto, rest = base.split("://", 1)
+        return f"{proto}://" + posixpath.join(rest, *parts)
+    import os
+
+    return os.path.join(base, *parts)
+
+
+def open_uri(uri: str, mode: str = "rb"):
+    return fsspec.open(uri, mode).open()
+
+
+def exists(uri: str) -> bool:
+    fs, path = url_to_fs(uri)
+    return fs.exists(path)
+
+
+def makedirs(uri: str) -> None:
+    fs, path = url_to_fs(uri)
+    fs.makedirs(path, exist_ok=True)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = url_to_fs(uri)
+    return fs.cat_file(path)
+
+
+def _with_protocol(fs: fsspec.AbstractFileSystem, path: str, like: str) -> str:
+    if "://" in like:
+        return fs.unstrip_protocol(path)
+    return path
+
+
+def write_bytes_atomic(uri: str, data: bytes) -> None:
+    fs, path = url_to_fs(uri)
+    parent, name = posixpath.split(path)
+    fs.makedirs(parent, exist_ok=True)
+    tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{name}")
+    with fs.open(tmp, "wb") as fh:
+        fh.write(data)
+    fs.mv(tmp, path)
+
+
+def write_text_atomic(uri: str, text: str) -> None:
+    write_bytes_atomic(uri, text.encode("utf-8"))
+
+
+def write_json_atomic(uri: str, obj: Any) -> None:
+    write_text_atomic(uri, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(uri: str) -> Any:
+    return json.loads(read_bytes(uri).decode("utf-8"))
+
+
+def write_parquet_atomic(table: pa.Table, uri: str, compression: str = "zstd") -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression=compression)
+    write_bytes_atomic(uri, sink.getvalue().to_pybytes())
+
+
+def list_data_files(dir_uri: str, suffix: str = ".parquet") -> List[str]:
+    """Complete data files under a folder (recursively), sorted, with the URI's protocol kept."""
+    fs, path = url_to_fs(dir_uri)
+    if not fs.exists(path):
+        return []
+    found = []
+    for p in fs.find(path):
+        rel = posixpath.relpath(p, path)
+        if any(part.startswith((".", "_")) for part in rel.split("/")):
+            continue
+        if p.endswith(suffix):
+            found.append(_with_protocol(fs, p, dir_uri))
+    return sorted(found)
+
+
+def read_parquet_files(files: Iterable[str], columns: Optional[List[str]] = None,
+                       schema: Optional[pa.Schema] = None) -> pa.Table:
+    tables = []
+    for f in files:
+        fs, path = url_to_fs(f)
+        with fs.open(path, "rb") as fh:
+            t = pq.read_table(fh, columns=columns)
+        if schema is not None:
+            t = t.select([n for n in schema.names if n in t.column_names])
+            target = pa.schema([schema.field(n) for n in t.column_names])
+            t = t.cast(target)
+        tables.append(t)
+    if not tables:
+        if schema is None:
+            return pa.table({})
+        target = schema if columns is None else pa.schema([schema.field(c) for c in columns])
+        return target.empty_table()
+    return pa.concat_tables(tables)
+
+
+def read_parquet_dir(dir_uri: str, columns: Optional[List[str]] = None,
+                     schema: Optional[pa.Schema] = None) -> pa.Table:
+    return read_parquet_files(list_data_files(dir_uri), columns=columns, schema=schema)
+
+
+def pyarrow_filesystem(uri: str):
+    """(pyarrow filesystem, path) for Ray Data readers/writers of any fsspec URI."""
+    import pyarrow.fs as pafs
+
+    fs, path = url_to_fs(uri)
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
+
+def remove(uri: str, recursive: bool = False) -> None:
+    fs, path = url_to_fs(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=recursive)
