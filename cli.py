@@ -80,5 +80,45 @@ def extract_cmd(ctx, source: str, out: str, adapter: Optional[str], image_format
         _fail(exc)
 
 
+@main.command("train")
+@click.argument("faces")
+@click.argument("run_dir")
+@click.option("--num-gpus", type=int, default=None, help="GPU workers for DDP (0: CPU workers).")
+@click.option("--workers", type=int, default=None, help="CPU workers when --num-gpus is 0 (gloo DDP).")
+@click.option("--backbone", default=None, help="timm model name (default efficientnet_b4).")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None, help="Images per step: half real, half pseudo-fake.")
+@click.option("--nrs/--no-nrs", default=None, help="Noise refinement loss weights (BBMG paper).")
+@click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from its latest checkpoint.")
+@click.pass_context
+def train_cmd(ctx, faces, run_dir, num_gpus, workers, backbone, epochs, batch_size, nrs, resume):
+    """Train the backbone with SAM on real faces + pseudo-fakes (Ray Train), export RUN_DIR/best.pt."""
+    from difffake_ray.pipeline.train import run_train
+    from difffake_ray.train.data import TrainingDataError
+
+    extra = [f"train.{k}={v}" for k, v in (("num_gpus", num_gpus), ("num_workers", workers),
+                                            ("backbone", backbone), ("epochs", epochs),
+                                            ("batch_size", batch_size)) if v is not None]
+    if nrs is not None:
+        extra.append(f"train.nrs={'true' if nrs else 'false'}")
+    try:
+        run_train(faces, run_dir, _load(ctx, extra), resume=resume)
+    except (TrainingDataError, FileNotFoundError) as exc:
+        _fail(exc)
+
+
+@main.command("preview-pseudofakes")
+@click.argument("faces")
+@click.argument("out_png")
+@click.option("--n", type=int, default=8, help="Number of real faces to show.")
+@click.pass_context
+def preview_cmd(ctx, faces, out_png, n):
+    """A PNG grid per face: image, landmarks, mask and pseudo-fake for each mask scheme."""
+    from difffake_ray.pseudofake.preview import preview_grid
+
+    preview_grid(faces, out_png, _load(ctx), n=n)
+    click.echo(f"preview-pseudofakes: {out_png}")
+
+
 if __name__ == "__main__":
     main()

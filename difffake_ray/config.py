@@ -62,6 +62,8 @@ class ExtractConfig:
     jpeg_quality: int = 95
     videos_per_file: int = 4
     decode_threads: int = 1
+    # One Ray worker per CPU: OpenCV's own thread pool would only oversubscribe the cores.
+    opencv_threads: int = 1
 
 
 @dataclass

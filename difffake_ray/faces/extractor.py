@@ -37,7 +37,10 @@ class FaceExtractor:
     """Holds the detector and landmarker (loaded once per worker); ``extract(row)`` does a video."""
 
     def __init__(self, cfg: ExtractConfig):
+        import cv2
+
         self.cfg = cfg
+        cv2.setNumThreads(cfg.opencv_threads)
         self.detector = create_detector(
             cfg.detector, cascade=cfg.cascade, max_side=cfg.detect_max_side,
             min_face_fraction=cfg.min_face_fraction,

@@ -1,0 +1,119 @@
+"""train: faces Parquet -> run folder with Ray Train checkpoints and the exported backbone.
+
+TorchTrainer over ``num_workers`` workers (GPUs when asked for), checkpoints kept by validation AUC,
+FailureConfig so that a dead worker restarts the group from the last checkpoint, and ``resume`` to
+continue a stopped run from its latest checkpoint. ``best.pt`` / ``last.pt`` in the run folder are
+the embedding networks (classifier dropped) that ``embed`` loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import time
+from typing import Any, Dict, Optional
+
+from .. import storage
+from ..config import Config
+from ..runtime import ray_session, write_run_record
+from ..train.data import TrainingDataError, load_real_faces, split_by_video
+
+RAY_RUN_NAME = "ray_train"
+BEST_FILE = "best.pt"
+LAST_FILE = "last.pt"
+
+
+def _checkpoint_dirs(run_dir: str):
+    found = []
+    for meta in glob.glob(os.path.join(run_dir, RAY_RUN_NAME, "checkpoint_*", "meta.json")):
+        with open(meta) as fh:
+            info = json.load(fh)
+        found.append((info["epoch"], info["metrics"].get("val_auc", float("nan")), os.path.dirname(meta)))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str) -> Optional[str]:
+    found = _checkpoint_dirs(run_dir)
+    return found[-1][2] if found else None
+
+
+def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -> Dict[str, Any]:
+    import torch
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from ..backbone import create_backbone, export_embedder
+
+    started = time.time()
+    tcfg = cfg.train
+    if storage.is_remote(run_dir):
+        raise ValueError("train: the run folder must be a local or shared-filesystem path for Ray "
+                         "Train checkpoints (s3:// works through storage_path in a later release)")
+    run_dir = os.path.abspath(run_dir)
+    # Fail fast on data that cannot train, before any worker starts.
+    rows = load_real_faces(faces_uri, "train", tcfg.frames_per_video)
+    train_rows, val_rows = split_by_video(rows, tcfg.val_fraction, tcfg.seed)
+    if not train_rows or not val_rows:
+        raise TrainingDataError("train: no usable real faces for training or validation")
+    use_gpu = tcfg.num_gpus > 0
+    num_workers = tcfg.num_gpus if use_gpu else max(1, tcfg.num_workers)
+    resume_from = None
+    if resume:
+        latest = latest_checkpoint(run_dir)
+        if latest is None:
+            raise FileNotFoundError(f"--resume: no checkpoint under {run_dir}/{RAY_RUN_NAME}")
+        resume_from = latest
+        print(f"train: resuming from {latest}", flush=True)
+    os.makedirs(run_dir, exist_ok=True)
+    with ray_session(cfg.ray):
+        trainer = TorchTrainer(
+            _train_worker_entry,
+            train_loop_config={"train": dataclasses.asdict(tcfg), "pseudofake": dataclasses.asdict(cfg.pseudofake),
+                               "faces": faces_uri, "resume_from": resume_from},
+            scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
+                                         resources_per_worker={"CPU": tcfg.cpus_per_worker}),
+            run_config=RunConfig(
+                name=RAY_RUN_NAME, storage_path=run_dir,
+                checkpoint_config=CheckpointConfig(num_to_keep=tcfg.keep_checkpoints,
+                                                   checkpoint_score_attribute="val_auc",
+                                                   checkpoint_score_order="max"),
+                failure_config=FailureConfig(max_failures=tcfg.max_failures),
+            ),
+        )
+        result = trainer.fit()
+    if result.error:
+        raise RuntimeError(f"training failed: {result.error}")
+
+    found = _checkpoint_dirs(run_dir)
+    if not found:
+        raise RuntimeError(f"training finished without a checkpoint under {run_dir}")
+    best = max(found, key=lambda f: (f[1] if f[1] == f[1] else -1.0, f[0]))
+    last = found[-1]
+    meta_out = {}
+    for name, (epoch, auc, path) in ((BEST_FILE, best), (LAST_FILE, last)):
+        backbone = create_backbone(tcfg.backbone, pretrained=False, num_classes=1)
+        backbone.load_state_dict(torch.load(os.path.join(path, "model.pt"), map_location="cpu", weights_only=True))
+        meta_out[name] = export_embedder(backbone, os.path.join(run_dir, name), tcfg.backbone, tcfg.image_size,
+                                         extra={"epoch": epoch, "val_auc": auc, "checkpoint": path})
+    history = [json.load(open(os.path.join(p, "meta.json")))["metrics"] for _, _, p in found]
+    record = write_run_record(
+        run_dir, "train", cfg, inputs={"faces": faces_uri, "resume": resume},
+        counts={"train_faces": len(train_rows), "val_faces": len(val_rows),
+                "train_videos": len({r['video_id'] for r in train_rows}),
+                "val_videos": len({r['video_id'] for r in val_rows})},
+        started=started,
+        extra={"best": {"epoch": best[0], "val_auc": best[1]}, "last_epoch": last[0],
+               "kept_checkpoints": [p for _, _, p in found], "exported": meta_out},
+    )
+    print(f"train: {last[0] + 1} epochs, best val AUC {best[1]:.4f} at epoch {best[0]}; "
+          f"backbone: {os.path.join(run_dir, BEST_FILE)} ({time.time() - started:.0f} s)", flush=True)
+    record["history"] = history
+    return record
+
+
+def _train_worker_entry(config):
+    from ..train.loop import train_worker
+
+    train_worker(config)

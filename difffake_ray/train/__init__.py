@@ -1,0 +1,1 @@
+"""Backbone training: SAM, the lr schedule, NRS, the training data, the Ray Train wiring."""

@@ -1,0 +1,180 @@
+"""The per-worker training loop (runs inside Ray Train; plain torch otherwise).
+
+Each step: 16 real crops + their 16 pseudo-fakes, BCE loss, one SAM update (two passes).
+Each epoch: the paper's lr schedule, validation AUC on held-out real videos and their pseudo-fakes,
+a checkpoint (model, SAM/SGD state, epoch) reported to Ray Train, which keeps the best by val AUC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..backbone import DetectorNet, create_backbone
+from ..config import PseudofakeConfig, TrainConfig
+from .data import RealAndPseudoFakeDataset, load_real_faces, split_by_video
+from .nrs import confident_real_centres, nrs_weights
+from .sam import SAM, lr_at_epoch, sam_step
+
+MODEL_FILE = "model.pt"
+OPTIM_FILE = "optimizer.pt"
+META_FILE = "meta.json"
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def build_model(cfg: TrainConfig) -> DetectorNet:
+    net = DetectorNet(create_backbone(cfg.backbone, cfg.pretrained, cfg.weights_path, num_classes=1))
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> SAM:
+    return SAM(model.parameters(), torch.optim.SGD, rho=cfg.sam_rho, lr=cfg.lr, momentum=cfg.momentum,
+               weight_decay=cfg.weight_decay)
+
+
+def train_step(model, optimizer, real, fake, device, amp: bool, centres: Optional[np.ndarray],
+               epoch: int, cfg: TrainConfig):
+    """One SAM step on real + pseudo-fake. Returns (loss, logits, features) of the first pass."""
+    x = torch.cat([real, fake]).to(device, non_blocking=True)
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    n = real.shape[0]
+    y = torch.cat([torch.zeros(n), torch.ones(n)]).to(device)
+
+    def loss_fn(m):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            logits, feats = m(x)
+        logits = logits.float()
+        w = torch.ones_like(y)
+        if centres is not None:
+            fw = nrs_weights(feats[n:].detach().float().cpu().numpy(), centres, epoch, cfg.nrs_lambda, cfg.nrs_beta)
+            w[n:] = torch.from_numpy(fw).to(device)
+        loss = (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * w).mean()
+        return loss, (logits.detach(), feats.detach())
+
+    loss, (logits, feats) = sam_step(model, optimizer, loss_fn)
+    return loss, logits, feats
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, amp: bool, channels_last: bool) -> Dict[str, float]:
+    from sklearn.metrics import roc_auc_score
+
+    model.eval()
+    scores, labels, losses = [], [], []
+    for real, fake, _ in loader:
+        x = torch.cat([real, fake]).to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.cat([torch.zeros(real.shape[0]), torch.ones(fake.shape[0])]).to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            logits, _ = model(x)
+        losses.append(F.binary_cross_entropy_with_logits(logits.float(), y).item())
+        scores.append(logits.float().cpu().numpy())
+        labels.append(y.cpu().numpy())
+    model.train()
+    s, l = np.concatenate(scores), np.concatenate(labels)
+    auc = float(roc_auc_score(l, s)) if len(np.unique(l)) == 2 else float("nan")
+    return {"val_auc": auc, "val_loss": float(np.mean(losses))}
+
+
+def save_checkpoint(directory: str, model, optimizer, epoch: int, metrics: Dict[str, Any],
+                    cfg: TrainConfig) -> None:
+    torch.save(unwrap(model).backbone.state_dict(), os.path.join(directory, MODEL_FILE))
+    torch.save(optimizer.state_dict(), os.path.join(directory, OPTIM_FILE))
+    with open(os.path.join(directory, META_FILE), "w") as fh:
+        json.dump({"epoch": epoch, "metrics": metrics, "arch": cfg.backbone, "image_size": cfg.image_size}, fh)
+
+
+def load_checkpoint(directory: str, model, optimizer) -> int:
+    """Restore model and optimizer; returns the epoch the checkpoint finished."""
+    state = torch.load(os.path.join(directory, MODEL_FILE), map_location="cpu", weights_only=True)
+    unwrap(model).backbone.load_state_dict(state)
+    opt = torch.load(os.path.join(directory, OPTIM_FILE), map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(opt)
+    with open(os.path.join(directory, META_FILE)) as fh:
+        return int(json.load(fh)["epoch"])
+
+
+def train_worker(config: Dict[str, Any]) -> None:
+    """Ray Train entry point. ``config``: {"train": TrainConfig dict, "pseudofake": dict, "faces": uri}."""
+    import ray.train
+    import ray.train.torch as rtt
+
+    cfg = TrainConfig(**config["train"])
+    pcfg = PseudofakeConfig(**config["pseudofake"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.manual_seed(cfg.seed + rank)
+    if not torch.cuda.is_available():
+        torch.set_num_threads(max(1, cfg.cpus_per_worker))
+
+    rows = load_real_faces(config["faces"], "train", cfg.frames_per_video)
+    train_rows, val_rows = split_by_video(rows, cfg.val_fraction, cfg.seed)
+    train_ds = RealAndPseudoFakeDataset(train_rows, pcfg, seed=cfg.seed, image_size=cfg.image_size)
+    val_ds = RealAndPseudoFakeDataset(val_rows, pcfg, seed=cfg.seed + 1, fixed=True, image_size=cfg.image_size)
+    half = max(1, cfg.batch_size // 2)
+    loader = torch.utils.data.DataLoader(train_ds, batch_size=half, shuffle=True, drop_last=len(train_ds) > half,
+                                         num_workers=cfg.num_loader_workers)
+    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=half, num_workers=cfg.num_loader_workers)
+    loader = rtt.prepare_data_loader(loader)
+    val_loader = rtt.prepare_data_loader(val_loader, add_dist_sampler=False)
+
+    model = rtt.prepare_model(build_model(cfg))
+    device = rtt.get_device()
+    optimizer = make_optimizer(model, cfg)
+    start_epoch = 0
+    # Ray's own checkpoint (a worker-group restart after a failure) wins over --resume's.
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and config.get("resume_from"):
+        checkpoint = ray.train.Checkpoint.from_directory(config["resume_from"])
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            start_epoch = load_checkpoint(d, model, optimizer) + 1
+
+    centres = None
+    for epoch in range(start_epoch, cfg.epochs):
+        for g in optimizer.param_groups:
+            g["lr"] = lr_at_epoch(epoch, cfg.lr, cfg.epochs, cfg.lr_decay_start_epoch)
+        if world > 1 and hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        train_ds.set_epoch(epoch)
+        model.train()
+        t0, n_images, losses = time.perf_counter(), 0, []
+        real_feats, real_probs = [], []
+        for step, (real, fake, _) in enumerate(loader):
+            loss, logits, feats = train_step(model, optimizer, real, fake, device, cfg.amp, centres, epoch, cfg)
+            losses.append(loss.item())
+            n_images += 2 * real.shape[0]
+            if cfg.nrs:
+                n = real.shape[0]
+                real_feats.append(feats[:n].float().cpu().numpy())
+                real_probs.append(torch.sigmoid(-logits[:n]).cpu().numpy())
+            if cfg.steps_per_epoch and step + 1 >= cfg.steps_per_epoch:
+                break
+        seconds = time.perf_counter() - t0
+        if cfg.nrs and epoch + 1 >= cfg.nrs_start_epoch and real_feats:
+            centres = confident_real_centres(np.concatenate(real_feats), np.concatenate(real_probs),
+                                             cfg.nrs_top_k, cfg.nrs_clusters, cfg.seed)
+        metrics = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                   "images_per_s": n_images * world / max(seconds, 1e-9),
+                   "lr": optimizer.param_groups[0]["lr"], "world_size": world}
+        metrics.update(evaluate(model, val_loader, device, cfg.amp, cfg.channels_last))
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = None
+            if rank == 0:
+                save_checkpoint(tmp, model, optimizer, epoch, metrics, cfg)
+                ckpt = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=ckpt)

@@ -1,0 +1,47 @@
+import pytest
+
+from difffake_ray.config import Config, ConfigError, dump_config, load_config
+
+
+def test_defaults_are_the_papers():
+    cfg = Config()
+    assert cfg.extract.n_frames == 40 and cfg.extract.crop_scale == 1.3 and cfg.extract.crop_size == 224
+    assert cfg.train.backbone == "efficientnet_b4" and cfg.train.sam_rho == 0.05 and cfg.train.lr == 0.001
+    assert cfg.train.epochs == 100 and cfg.train.batch_size == 32 and cfg.train.lr_decay_start_epoch == 75
+    assert cfg.fit.combination == "sub2" and cfg.fit.n_components == 3 and cfg.score.pairs_per_video == 30
+
+
+def test_default_yaml_equals_dataclass_defaults():
+    assert load_config("configs/default.yaml") == Config()
+
+
+def test_yaml_and_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("extract:\n  n_frames: 32\ntrain:\n  epochs: 3\n")
+    cfg = load_config(str(p), ["train.epochs=5", "fit.combination=sub3", "ray.address=auto"])
+    assert cfg.extract.n_frames == 32 and cfg.train.epochs == 5
+    assert cfg.fit.combination == "sub3" and cfg.ray.address == "auto"
+    assert load_config(None, []) == Config()
+    assert "n_frames: 32" in dump_config(cfg)
+
+
+def test_extends(tmp_path):
+    (tmp_path / "base.yaml").write_text("train:\n  epochs: 7\n  lr: 0.01\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\ntrain:\n  epochs: 2\n")
+    cfg = load_config(str(tmp_path / "child.yaml"))
+    assert cfg.train.epochs == 2 and cfg.train.lr == 0.01
+
+
+@pytest.mark.parametrize("override, message", [
+    ("extract.n_frame=3", "unknown config key"),
+    ("train.epochs=many", "expected an integer"),
+    ("nosection", "section.key=value"),
+])
+def test_bad_config_fails_fast(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nonexistent/config.yaml")

@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+
+from difffake_ray import schema
+from difffake_ray.config import ExtractConfig
+from difffake_ray.datasets.synthetic import render_real
+from difffake_ray.faces.codec import decode_image, encode_image
+from difffake_ray.faces.crop import crop_face, crop_window, to_crop_coordinates
+from difffake_ray.faces.detectors import create_detector, largest_face
+from difffake_ray.faces.extractor import FaceExtractor
+from difffake_ray.faces.landmarkers import create_landmarker
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return create_detector("haar")
+
+
+@pytest.fixture(scope="module")
+def landmarker():
+    return create_landmarker("dlib68")
+
+
+def test_face_found_on_astronaut(detector, astronaut_rgb):
+    box = largest_face(detector.detect(astronaut_rgb))
+    assert box is not None
+    x, y, w, h = box
+    # the astronaut's face: around x 170-260, y 60-170 in the 512x512 photo
+    assert 140 < x + w / 2 < 280 and 50 < y + h / 2 < 180 and 60 < w < 160
+
+
+def test_face_found_on_synthetic_frames(detector):
+    frames = render_real(np.random.default_rng(5), 640, 360, 20)
+    found = [largest_face(detector.detect(f)) is not None for f in frames]
+    assert np.mean(found) >= 0.9
+
+
+def test_downscaled_detection_maps_back_to_full_resolution(astronaut_rgb):
+    import cv2
+
+    big = cv2.resize(astronaut_rgb, (1024, 1024))
+    full = largest_face(create_detector("haar", max_side=0).detect(big))
+    small = largest_face(create_detector("haar", max_side=512).detect(big))
+    assert np.abs(full.astype(float) - small).max() < 0.12 * full[2]
+
+
+def test_largest_face_by_area_or_sum():
+    boxes = np.array([[0, 0, 10, 100], [0, 0, 50, 50]])
+    assert largest_face(boxes, "area").tolist() == [0, 0, 50, 50]
+    assert largest_face(boxes, "sum").tolist() == [0, 0, 10, 100]
+    assert largest_face(np.zeros((0, 4))) is None
+
+
+def test_landmarks_inside_the_box(detector, landmarker, astronaut_rgb):
+    box = largest_face(detector.detect(astronaut_rgb))
+    pts = landmarker.predict(astronaut_rgb, box)
+    assert pts.shape == (68, 2) and pts.dtype == np.float32
+    x, y, w, h = box
+    inner = pts[17:]  # brows, eyes, nose, mouth: inside Haar's (tight) box
+    assert (inner[:, 0] > x).all() and (inner[:, 0] < x + w).all()
+    assert (inner[:, 1] > y).all() and (inner[:, 1] < y + h).all()
+    x0, y0, x1, y1 = crop_window(box, 1.3, 512, 512)  # the jawline: about the 1.3x crop
+    tol = 0.05 * w
+    assert (pts[:, 0] >= x0 - tol).all() and (pts[:, 0] <= x1 + tol).all()
+    assert (pts[:, 1] >= y0 - tol).all() and (pts[:, 1] <= y1 + tol).all()
+    # iBUG order: eyes (36-47) above the mouth (48-67)
+    assert pts[36:48, 1].mean() < pts[48:68, 1].mean()
+
+
+def test_crop_window_scales_around_centre_and_clips():
+    assert crop_window([100, 100, 100, 100], 1.3, 1000, 1000).tolist() == [85, 85, 215, 215]
+    assert crop_window([0, 0, 100, 100], 1.3, 1000, 1000).tolist() == [0, 0, 115, 115]
+    assert crop_window([900, 900, 100, 100], 1.3, 1000, 1000).tolist() == [885, 885, 1000, 1000]
+
+
+def test_crop_and_landmark_coordinates_agree():
+    img = np.zeros((300, 400, 3), np.uint8)
+    img[150, 200] = 255  # a marked point
+    window = np.array([100, 50, 300, 250])
+    crop = crop_face(img, window, 224)
+    pt = to_crop_coordinates(np.array([[200.0, 150.0]]), window, 224)[0]
+    assert crop.shape == (224, 224, 3)
+    yx = np.unravel_index(crop[..., 0].argmax(), crop.shape[:2])
+    assert abs(yx[1] - pt[0]) <= 1.5 and abs(yx[0] - pt[1]) <= 1.5
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_crop_codec_round_trip(fmt, astronaut_rgb):
+    crop = astronaut_rgb[:224, :224]
+    back = decode_image(encode_image(crop, fmt))
+    assert back.shape == crop.shape
+    if fmt == "png":
+        assert (back == crop).all()
+    with pytest.raises(ValueError, match="corrupt"):
+        decode_image(b"\x89PNG garbage")
+
+
+def test_extractor_rows_for_one_video(corpus):
+    from difffake_ray.datasets.manifest import load_manifest
+
+    row = load_manifest(corpus).to_pylist()[0]
+    rows = FaceExtractor(ExtractConfig(n_frames=6)).extract(row)
+    assert len(rows) == 6 and all(r["video_id"] == row["video_id"] for r in rows)
+    ok = [r for r in rows if r["status"] == schema.FRAME_OK]
+    assert ok and all(r["video_status"] == schema.VIDEO_OK for r in rows)
+    r = ok[0]
+    pts = np.array(r["landmarks"]).reshape(68, 2)
+    assert decode_image(r["crop"]).shape == (224, 224, 3)
+    assert (pts > -30).all() and (pts < 254).all()  # landmarks in crop coordinates
+
+
+def test_extractor_missing_file_is_a_status_row(tmp_path):
+    row = dict(video_id="x/1", uri=str(tmp_path / "gone.mp4"), label="real", dataset="x",
+               method="original", split="test")
+    rows = FaceExtractor(ExtractConfig()).extract(row)
+    assert len(rows) == 1 and rows[0]["status"] == schema.MISSING and "gone.mp4" in rows[0]["error"]
+    assert rows[0]["frame_index"] is None
+
+
+def test_faceless_video_is_recorded_not_dropped(tmp_path):
+    from difffake_ray.datasets.synthetic import textured_background, write_video
+
+    bg = textured_background(np.random.default_rng(0), 320, 240)
+    path = str(tmp_path / "noface.mp4")
+    write_video([bg] * 30, path)
+    rows = FaceExtractor(ExtractConfig(n_frames=5)).extract(
+        dict(video_id="x/noface", uri=path, label="real", dataset="x", method="original", split="test"))
+    assert len(rows) == 5
+    assert {r["status"] for r in rows} == {schema.FRAME_NO_FACE}
+    assert {r["video_status"] for r in rows} == {schema.NO_FACE}
+    assert "no face" in rows[0]["error"]

@@ -1,0 +1,57 @@
+import pyarrow as pa
+import pytest
+
+from difffake_ray import schema
+from difffake_ray.datasets.manifest import ManifestError, load_manifest, manifest_table
+
+
+def test_folder_layout_gives_labels_and_methods(tmp_path):
+    for rel in ("real/a.mp4", "real/sub/b.mp4", "fake/deepfakes/c.mp4", "fake/f2f/d.avi", "notes.txt"):
+        p = tmp_path / "ds" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    t = load_manifest(str(tmp_path / "ds"))
+    assert t.schema == schema.MANIFEST_SCHEMA
+    rows = {r["video_id"]: r for r in t.to_pylist()}
+    assert set(rows) == {"ds/real/a", "ds/real/sub/b", "ds/fake/deepfakes/c", "ds/fake/f2f/d"}
+    assert rows["ds/fake/deepfakes/c"]["label"] == "fake" and rows["ds/fake/deepfakes/c"]["method"] == "deepfakes"
+    assert rows["ds/real/a"]["method"] == "original"
+
+
+def test_csv_manifest_resolves_relative_uris(tmp_path):
+    (tmp_path / "m.csv").write_text("video_id,uri,label,dataset,method,split\n"
+                                    "v1,videos/1.mp4,REAL,ff,original,train\nv2,/abs/2.mp4,fake,ff,df,test\n")
+    t = load_manifest(str(tmp_path / "m.csv"))
+    assert t.column("uri").to_pylist() == [str(tmp_path / "videos/1.mp4"), "/abs/2.mp4"]
+    assert t.column("label").to_pylist() == ["real", "fake"]
+    assert load_manifest(str(tmp_path / "m.csv"), split="test").num_rows == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    ("video_id,label\nv1,real\n", "needs columns video_id and uri"),
+    ("video_id,uri,label\nv1,a.mp4,maybe\n", "label 'maybe'"),
+    ("video_id,uri,label\nv1,a.mp4,real\nv1,b.mp4,real\n", "appears in rows 0 and 1"),
+    ("video_id,uri,split\nv1,a.mp4,holdout\n", "split 'holdout'"),
+])
+def test_malformed_manifest_fails_fast_naming_the_cause(tmp_path, content, message):
+    p = tmp_path / "bad.csv"
+    p.write_text(content)
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(str(p))
+
+
+def test_missing_manifest_and_empty_folder(tmp_path):
+    with pytest.raises(ManifestError, match="not found"):
+        load_manifest(str(tmp_path / "gone.csv"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ManifestError, match="no video files"):
+        load_manifest(str(tmp_path / "empty"))
+
+
+def test_parquet_manifest_round_trip(tmp_path):
+    t = manifest_table([dict(video_id="a", uri="/x/a.mp4", label="real")])
+    import pyarrow.parquet as pq
+
+    pq.write_table(t, tmp_path / "m.parquet")
+    assert load_manifest(str(tmp_path / "m.parquet")).equals(t)
+    assert isinstance(t, pa.Table) and t.column("split").to_pylist() == ["unknown"]

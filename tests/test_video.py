@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from difffake_ray import schema
+from difffake_ray.datasets.synthetic import write_video
+from difffake_ray.faces.video import VideoError, read_sampled_frames, sample_frame_indices
+
+
+def test_linspace_sampling_is_equally_spaced_and_inclusive():
+    idx = sample_frame_indices(400, 40)
+    assert len(idx) == 40 and idx[0] == 0 and idx[-1] == 399
+    gaps = np.diff(idx)
+    assert gaps.max() - gaps.min() <= 1
+
+
+def test_reference_sampling_steps_from_zero():
+    assert sample_frame_indices(100, 40, "reference").tolist() == list(range(0, 80, 2))
+
+
+def test_short_video_gives_every_frame():
+    assert sample_frame_indices(7, 40).tolist() == list(range(7))
+    assert sample_frame_indices(0, 40).tolist() == []
+
+
+def _numbered_frames(n, w=320, h=240):
+    """Each frame shows its index as 8 binary blocks, robust to H.264 compression."""
+    frames = []
+    for i in range(n):
+        f = np.full((h, w, 3), 30, np.uint8)
+        for bit in range(8):
+            if (i >> bit) & 1:
+                f[:, bit * (w // 8):(bit + 1) * (w // 8)] = 220
+        frames.append(f)
+    return frames
+
+
+def _read_number(img):
+    w = img.shape[1]
+    return sum(1 << b for b in range(8) if img[:, b * (w // 8) + w // 16].mean() > 125)
+
+
+@pytest.mark.parametrize("mode", ["linspace", "reference"])
+def test_decoded_frames_are_exactly_the_sampled_ones(tmp_path, mode):
+    path = str(tmp_path / "numbered.mp4")
+    write_video(_numbered_frames(137), path, fps=25)
+    info, frames = read_sampled_frames(path, 40, mode)
+    assert info.frame_count == 137 and (info.width, info.height) == (320, 240)
+    wanted = sample_frame_indices(137, 40, mode).tolist()
+    assert [f.index for f in frames] == wanted
+    assert [_read_number(f.image) for f in frames] == wanted  # the pixels are those frames
+    assert frames[1].timestamp == pytest.approx(wanted[1] / 25, abs=1e-3)
+
+
+def test_missing_empty_and_non_video_files(tmp_path):
+    with pytest.raises(VideoError) as e:
+        read_sampled_frames(str(tmp_path / "nope.mp4"), 40)
+    assert e.value.status == schema.MISSING
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("this is not a video\n" * 50)
+    for name in ("empty.mp4", "text.mp4"):
+        with pytest.raises(VideoError) as e:
+            read_sampled_frames(str(tmp_path / name), 40)
+        assert e.value.status in (schema.UNREADABLE, schema.NO_FRAMES)
+        assert name in str(e.value)
+
+
+def test_truncated_video_resamples_over_what_decodes(tmp_path):
+    path = tmp_path / "full.mp4"
+    write_video(_numbered_frames(200), str(path), fps=25)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    try:
+        info, frames = read_sampled_frames(str(cut), 10)
+    except VideoError as exc:  # mp4 with its index at the end can be unopenable when cut
+        assert exc.status in (schema.UNREADABLE, schema.NO_FRAMES)
+        return
+    assert frames and [f.index for f in frames] == sorted({f.index for f in frames})
+    assert all(_read_number(f.image) == f.index % 256 for f in frames)
