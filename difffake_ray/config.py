@@ -54,6 +54,8 @@ class ExtractConfig:
     # Detect on a frame downscaled to this longest side and map the box back (0 = full resolution).
     detect_max_side: int = 640
     min_face_fraction: float = 0.06
+    # Search near the previous sampled frame's face first (full-frame search when not found there).
+    track_faces: bool = True
     landmarker: str = "dlib68"
     lbf_model_path: Optional[str] = None
     crop_scale: float = 1.3

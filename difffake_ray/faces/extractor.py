@@ -17,7 +17,7 @@ from .. import schema
 from ..config import ExtractConfig
 from .codec import encode_image
 from .crop import crop_face, crop_window, to_crop_coordinates
-from .detectors import create_detector, largest_face
+from .detectors import create_detector, detect_near, largest_face
 from .landmarkers import create_landmarker
 from .video import VideoError, read_sampled_frames
 
@@ -60,6 +60,7 @@ class FaceExtractor:
 
         base = _manifest_part(row)
         rows: List[Dict[str, Any]] = []
+        self._previous_box = None
         for frame in frames:
             out = schema.empty_row(schema.FACES_SCHEMA)
             out.update(base)
@@ -84,7 +85,13 @@ class FaceExtractor:
 
     def face_fields(self, image: np.ndarray) -> Dict[str, Any]:
         """Detect, landmark and crop the largest face of one RGB frame."""
-        box = largest_face(self.detector.detect(image), by=self.cfg.largest_by)
+        box = None
+        previous = getattr(self, "_previous_box", None)
+        if self.cfg.track_faces and previous is not None and hasattr(self.detector, "classifier"):
+            box = largest_face(detect_near(self.detector, image, previous), by=self.cfg.largest_by)
+        if box is None:
+            box = largest_face(self.detector.detect(image), by=self.cfg.largest_by)
+        self._previous_box = box
         if box is None:
             return {"status": schema.FRAME_NO_FACE}
         height, width = image.shape[:2]

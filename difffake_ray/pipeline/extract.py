@@ -77,7 +77,8 @@ def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] =
                 batch_size=ecfg.videos_per_file,
                 batch_format="numpy",
                 num_cpus=1,
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(workers, n_blocks)),
+                # a fixed pool: autoscaling up from one actor leaves cores idle on short jobs
+                compute=ray.data.ActorPoolStrategy(size=min(workers, n_blocks)),
                 max_restarts=-1,
                 max_task_retries=-1,
             )

@@ -1,0 +1,1 @@
+"""Differential anomaly detection: pairs, feature combinations, anomaly models, persistence."""

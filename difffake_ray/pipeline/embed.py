@@ -1,0 +1,45 @@
+"""embed: faces Parquet -> embeddings Parquet (actor pool; one GPU per actor when there are GPUs)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, Dict
+
+from .. import schema, storage
+from ..backbone import fingerprint, load_state
+from ..config import Config
+from ..runtime import ray_session, write_run_record
+from .common import summary_line, video_status_counts
+from .parts import map_parts
+
+FACE_COLUMNS = schema.EMBEDDINGS_KEY_COLUMNS + ["crop"]
+
+
+def _make_embedder(backbone_uri: str, batch_size: int, amp: bool, channels_last: bool, perturbation: str):
+    from ..embed import CropEmbedder
+
+    emb = CropEmbedder(backbone_uri, batch_size, amp, channels_last, perturbation)
+    return emb.embed_rows
+
+
+def run_embed(faces_uri: str, out_uri: str, backbone_uri: str, cfg: Config, progress: bool = True) -> Dict[str, Any]:
+    started = time.time()
+    meta = load_state(backbone_uri)["meta"]  # fails fast on a wrong file, before any worker starts
+    dim = int(meta["feature_dim"])
+    ecfg = cfg.embed
+    with ray_session(cfg.ray):
+        map_parts(faces_uri, out_uri,
+                  functools.partial(_make_embedder, backbone_uri, ecfg.batch_size, ecfg.amp, ecfg.channels_last,
+                                    ecfg.perturbation),
+                  schema.embeddings_schema(dim), "embed", use_gpu_if_available=True,
+                  gpus_per_actor=ecfg.num_gpus_per_actor, concurrency=None if ecfg.concurrency <= 1 else ecfg.concurrency,
+                  in_columns=FACE_COLUMNS, progress=progress)
+    table = storage.read_parquet_dir(out_uri, columns=["video_id", "video_status", "status"])
+    counts = video_status_counts(table)
+    record = write_run_record(out_uri, "embed", cfg, inputs={"faces": faces_uri, "backbone": backbone_uri},
+                              counts={"videos": counts, "rows": table.num_rows}, started=started,
+                              extra={"embedding_dim": dim, "backbone_fingerprint": fingerprint(backbone_uri),
+                                     "backbone_meta": meta, "perturbation": ecfg.perturbation})
+    print(summary_line("embed", counts, time.time() - started, f"dim {dim}"), flush=True)
+    return record

@@ -1,0 +1,39 @@
+"""run-all: make (or use) a corpus, then extract -> train -> embed -> fit -> score -> evaluate."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from .. import storage
+from ..config import Config
+from ..runtime import ray_session
+
+
+def run_all(cfg: Config) -> Dict[str, Any]:
+    from ..adm.fit import run_fit
+    from ..evaluate import run_evaluate
+    from .embed import run_embed
+    from .extract import run_extract
+    from .score import run_score
+    from .train import run_train
+
+    w = cfg.workdir
+    paths = {k: storage.join(w, k) for k in ("corpus", "faces", "run", "emb", "adm", "scores", "report")}
+    corpus = cfg.corpus_uri or paths["corpus"]
+    if not cfg.corpus_uri and not storage.exists(storage.join(corpus, "manifest.parquet")):
+        from ..datasets.synthetic import make_corpus
+
+        make_corpus(corpus, cfg.corpus)
+    with ray_session(cfg.ray):
+        run_extract(corpus, paths["faces"], cfg)
+        import os
+
+        if not os.path.exists(os.path.join(paths["run"], "best.pt")):
+            run_train(paths["faces"], paths["run"], cfg)
+        run_embed(paths["faces"], paths["emb"], storage.join(paths["run"], "best.pt"), cfg)
+        run_fit(paths["emb"], paths["adm"], cfg)
+        run_score(paths["emb"], paths["scores"], paths["adm"], cfg)
+    metrics = run_evaluate(paths["scores"], paths["report"], cfg)
+    print(f"run-all: video AUC {metrics['overall']['auc']:.4f}; scores: {paths['scores']}; "
+          f"plots: {paths['report']}/roc.png, {paths['report']}/score_hist.png", flush=True)
+    return metrics

@@ -1,0 +1,52 @@
+"""score: embeddings Parquet + fitted model -> Parquet score table partitioned by dataset."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, Dict
+
+from .. import schema, storage
+from ..adm.persistence import load_model
+from ..config import Config
+from ..runtime import ray_session, write_run_record
+from .common import summary_line, video_status_counts
+from .parts import map_parts
+
+EMB_COLUMNS = schema.MANIFEST_COLUMNS + ["video_status", "status", "error", "frame_index", "embedding"]
+
+
+def _make_scorer(model_uri: str, n_pairs: int, min_gap: int, seed: int):
+    from ..score import score_videos
+
+    model, meta = load_model(model_uri)
+    return functools.partial(score_videos, model=model, meta=meta, n_pairs=n_pairs, min_gap=min_gap, seed=seed)
+
+
+def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress: bool = True) -> Dict[str, Any]:
+    started = time.time()
+    _, meta = load_model(model_uri)  # a missing/wrong model fails here, before any work
+    try:
+        emb_meta = storage.read_json(storage.join(emb_uri, "_run.json"))
+        fp = emb_meta.get("backbone_fingerprint")
+        if meta.get("backbone_fingerprint") and fp and fp != meta["backbone_fingerprint"]:
+            print(f"score: warning: embeddings come from backbone {fp}, the model was fitted on "
+                  f"{meta['backbone_fingerprint']}", flush=True)
+    except FileNotFoundError:
+        pass
+    s = cfg.score
+    with ray_session(cfg.ray):
+        map_parts(emb_uri, out_uri, functools.partial(_make_scorer, model_uri, s.pairs_per_video, s.min_frame_gap,
+                                                      s.seed),
+                  schema.SCORES_SCHEMA, "score", partition_by="dataset", in_columns=EMB_COLUMNS, progress=progress)
+    table = storage.read_parquet_dir(out_uri, columns=["video_id", "status"])
+    counts = video_status_counts(table, "status")
+    record = write_run_record(out_uri, "score", cfg, inputs={"embeddings": emb_uri, "model": model_uri},
+                              counts={"videos": counts}, started=started,
+                              extra={"score_direction": "higher = more likely real"})
+    print(summary_line("score", counts, time.time() - started), flush=True)
+    return record
+
+
+def read_scores(uri: str):
+    return storage.read_parquet_dir(uri, schema=schema.SCORES_SCHEMA)
