@@ -22,6 +22,15 @@ def is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
 
+def absolute(uri: str) -> str:
+    """A local path made absolute (Ray workers do not share the driver's working directory)."""
+    import os
+
+    if "://" in uri:
+        return uri
+    return os.path.abspath(uri)
+
+
 def url_to_fs(uri: str) -> Tuple[fsspec.AbstractFileSystem, str]:
     fs, path = fsspec.core.url_to_fs(uri)
     return fs, path

@@ -25,6 +25,7 @@ def _make_embedder(backbone_uri: str, batch_size: int, amp: bool, channels_last:
 
 def run_embed(faces_uri: str, out_uri: str, backbone_uri: str, cfg: Config, progress: bool = True) -> Dict[str, Any]:
     started = time.time()
+    faces_uri, out_uri, backbone_uri = (storage.absolute(u) for u in (faces_uri, out_uri, backbone_uri))
     meta = load_state(backbone_uri)["meta"]  # fails fast on a wrong file, before any worker starts
     dim = int(meta["feature_dim"])
     ecfg = cfg.embed

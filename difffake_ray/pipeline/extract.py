@@ -58,6 +58,7 @@ def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] =
     """Extract faces of every video in ``source`` (folder, manifest file or adapter root) into the
     Parquet folder ``out_uri``. Returns the run record (counts per video status, timing)."""
     started = time.time()
+    source, out_uri = storage.absolute(source), storage.absolute(out_uri)
     manifest = load_manifest(source, adapter=adapter)  # a malformed manifest fails here, before work
     storage.makedirs(out_uri)
     storage.write_parquet_atomic(manifest, storage.join(out_uri, MANIFEST_RECORD))

@@ -25,6 +25,7 @@ def _make_scorer(model_uri: str, n_pairs: int, min_gap: int, seed: int):
 
 def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress: bool = True) -> Dict[str, Any]:
     started = time.time()
+    emb_uri, out_uri, model_uri = (storage.absolute(u) for u in (emb_uri, out_uri, model_uri))
     _, meta = load_model(model_uri)  # a missing/wrong model fails here, before any work
     try:
         emb_meta = storage.read_json(storage.join(emb_uri, "_run.json"))

@@ -47,6 +47,7 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
     from ..backbone import create_backbone, export_embedder
 
     started = time.time()
+    faces_uri = storage.absolute(faces_uri)
     tcfg = cfg.train
     if storage.is_remote(run_dir):
         raise ValueError("train: the run folder must be a local or shared-filesystem path for Ray "
