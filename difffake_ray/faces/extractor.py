@@ -46,6 +46,8 @@ class FaceExtractor:
             min_face_fraction=cfg.min_face_fraction,
         )
         self.landmarker = create_landmarker(cfg.landmarker, model_path=cfg.lbf_model_path)
+        # the face box of the previous sampled frame of the current video (search prior)
+        self._previous_box = None
 
     def extract(self, row: Mapping[str, Any]) -> List[Dict[str, Any]]:
         uri = row.get("uri")
@@ -86,7 +88,7 @@ class FaceExtractor:
     def face_fields(self, image: np.ndarray) -> Dict[str, Any]:
         """Detect, landmark and crop the largest face of one RGB frame."""
         box = None
-        previous = getattr(self, "_previous_box", None)
+        previous = self._previous_box
         if self.cfg.track_faces and previous is not None and hasattr(self.detector, "classifier"):
             box = largest_face(detect_near(self.detector, image, previous), by=self.cfg.largest_by)
         if box is None:

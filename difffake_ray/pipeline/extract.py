@@ -21,7 +21,7 @@ from ..config import Config, ExtractConfig
 from ..datasets.manifest import load_manifest
 from ..faces.extractor import FaceExtractor
 from ..runtime import cluster_cpus, ray_session, write_run_record
-from .common import completed_video_ids, part_name, rows_to_dicts, summary_line
+from .common import completed_video_ids, part_name, rows_to_dicts, summary_line, video_status_counts
 
 MANIFEST_RECORD = "_manifest.parquet"
 
@@ -85,8 +85,6 @@ def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] =
             )
             _drain(summaries, len(todo), progress)
     faces = storage.read_parquet_dir(out_uri, columns=["video_id", "video_status", "status"])
-    from .common import video_status_counts
-
     counts = video_status_counts(faces)
     n_faces = int(pa.compute.sum(pa.compute.equal(faces["status"], schema.FRAME_OK)).as_py() or 0)
     record = write_run_record(
