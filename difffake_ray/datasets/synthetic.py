@@ -230,41 +230,49 @@ def render_real(rng, w, h, n_frames) -> List[np.ndarray]:
     return frames
 
 
+def _render_blended(rng, w, h, n_frames, ident: Identity, bg: np.ndarray, finish: SensorNoise,
+                    make_layer: Callable) -> List[np.ndarray]:
+    """Frames of ``ident`` on ``bg``, each blended with ``make_layer(frame, pose, roi) -> (layer,
+    mask)`` inside the face region: the shared loop of the fake renderers."""
+    frames = []
+    for pose in pose_track(rng, n_frames, w, h):
+        f = bg.copy()
+        draw_face(f, ident, pose)
+        roi = _face_roi(pose, w, h)
+        layer, mask = make_layer(f, pose, roi)
+        frames.append(finish(_blend_roi(f, layer, mask, roi)))
+    return frames
+
+
 def render_faceswap(rng, w, h, n_frames) -> List[np.ndarray]:
     target, source = random_identity(rng), random_identity(rng)
     bg = textured_background(rng, w, h)
     colour_shift = rng.normal(0, 10, 3)
     finish = SensorNoise(rng, h, w)
-    frames = []
-    for pose in pose_track(rng, n_frames, w, h):
-        f = bg.copy()
-        draw_face(f, target, pose)
+
+    def swapped_face(f, pose, roi):
         layer = f.copy()
         # the swapped face is regenerated per frame: its fit to the head jitters
         jitter = replace(pose, width=pose.width * rng.uniform(0.96, 1.04), roll=pose.roll + rng.normal(0, 2.0))
         draw_face(layer, replace(source, aspect=target.aspect), jitter, inner_only=True)
-        roi = _face_roi(pose, w, h)
         layer[roi] = np.clip(layer[roi] + colour_shift + rng.normal(0, 4, 3), 0, 255)
-        m = inner_face_mask((h, w), target, pose, scale=rng.uniform(0.95, 1.05),
-                            blur=int(rng.integers(7, 31)), offset=tuple(rng.normal(0, 0.015, 2)))
-        frames.append(finish(_blend_roi(f, layer, m, roi)))
-    return frames
+        return layer, inner_face_mask((h, w), target, pose, scale=rng.uniform(0.95, 1.05),
+                                      blur=int(rng.integers(7, 31)), offset=tuple(rng.normal(0, 0.015, 2)))
+
+    return _render_blended(rng, w, h, n_frames, target, bg, finish, swapped_face)
 
 
 def render_flicker(rng, w, h, n_frames) -> List[np.ndarray]:
     ident = random_identity(rng)
     bg = textured_background(rng, w, h)
     finish = SensorNoise(rng, h, w)
-    frames = []
-    for pose in pose_track(rng, n_frames, w, h):
-        f = bg.copy()
-        draw_face(f, ident, pose)
-        roi = _face_roi(pose, w, h)
+
+    def colour_shifted(f, pose, roi):
         shifted = f.copy()
         shifted[roi] = np.clip(f[roi].astype(np.float32) + rng.normal(0, 14, 3), 0, 255)
-        m = inner_face_mask((h, w), ident, pose, scale=rng.uniform(0.9, 1.1), blur=int(rng.integers(3, 41)))
-        frames.append(finish(_blend_roi(f, shifted, m, roi)))
-    return frames
+        return shifted, inner_face_mask((h, w), ident, pose, scale=rng.uniform(0.9, 1.1), blur=int(rng.integers(3, 41)))
+
+    return _render_blended(rng, w, h, n_frames, ident, bg, finish, colour_shifted)
 
 
 def _astronaut_frames(rng, w, h, n_frames, fake: bool) -> List[np.ndarray]:

@@ -53,8 +53,8 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
         raise ValueError("train: the run folder must be a local or shared-filesystem path for Ray "
                          "Train checkpoints (s3:// works through storage_path in a later release)")
     run_dir = os.path.abspath(run_dir)
-    # Fail fast on data that cannot train, before any worker starts.
-    rows = load_real_faces(faces_uri, "train", tcfg.frames_per_video)
+    # Fail fast on data that cannot train, before any worker starts (keys only: workers read crops).
+    rows = load_real_faces(faces_uri, "train", tcfg.frames_per_video, with_images=False)
     train_rows, val_rows = split_by_video(rows, tcfg.val_fraction, tcfg.seed)
     if not train_rows or not val_rows:
         raise TrainingDataError("train: no usable real faces for training or validation")

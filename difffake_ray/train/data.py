@@ -21,13 +21,18 @@ class TrainingDataError(ValueError):
     pass
 
 
-def load_real_faces(faces_uri: str, split: str = "train", frames_per_video: int = 0) -> List[Dict]:
-    """Rows (video_id, frame_index, crop, landmarks) of usable real faces of ``split``."""
-    cols = ["video_id", "frame_index", "label", "split", "status", "crop", "landmarks"]
+def load_real_faces(faces_uri: str, split: str = "train", frames_per_video: int = 0,
+                    with_images: bool = True) -> List[Dict]:
+    """Rows (video_id, frame_index, crop, landmarks) of usable real faces of ``split``.
+
+    ``with_images=False`` reads keys only (video_id, frame_index): the driver's cheap check.
+    """
+    images = ["crop", "landmarks"] if with_images else []
+    cols = ["video_id", "frame_index", "label", "split", "status"] + images
     table = storage.read_parquet_dir(faces_uri, columns=cols, schema=schema.FACES_SCHEMA)
     keep = pc.and_(pc.and_(pc.equal(table["label"], "real"), pc.equal(table["split"], split)),
                    pc.equal(table["status"], schema.FRAME_OK))
-    rows = table.filter(keep).select(["video_id", "frame_index", "crop", "landmarks"]).to_pylist()
+    rows = table.filter(keep).select(["video_id", "frame_index"] + images).to_pylist()
     if frames_per_video:
         by_video: Dict[str, List[Dict]] = {}
         for r in rows:
