@@ -123,8 +123,7 @@ def load_manifest(source: str, adapter: Optional[str] = None, split: Optional[st
     if adapter:
         from .adapters import create_dataset_adapter
 
-        table = create_dataset_adapter(adapter, **adapter_kwargs).build(source)
-        table = manifest_table(table.to_pylist(), source=f"{adapter}:{source}")
+        table = create_dataset_adapter(adapter, split=split, **adapter_kwargs).build(source)
     elif source.endswith((".csv", ".parquet")):
         table = read_manifest_file(source)
     else:
@@ -138,3 +137,25 @@ def load_manifest(source: str, adapter: Optional[str] = None, split: Optional[st
         mask = pa.compute.equal(table["split"], split)
         table = table.filter(mask)
     return table
+
+
+def write_manifest(table: pa.Table, uri: str) -> None:
+    """A manifest as Parquet, or CSV when ``uri`` ends in .csv."""
+    if uri.endswith(".csv"):
+        import pyarrow.csv as pacsv
+
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink)
+        storage.write_bytes_atomic(uri, sink.getvalue().to_pybytes())
+    else:
+        storage.write_parquet_atomic(table, uri)
+
+
+def describe_manifest(table: pa.Table) -> str:
+    """'N videos: R real, F fake; by method ...; by split ...' for the command line."""
+    import collections
+
+    def counts(col: str) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(collections.Counter(table[col].to_pylist()).items()))
+
+    return f"{table.num_rows} videos; label: {counts('label')}; method: {counts('method')}; split: {counts('split')}"
