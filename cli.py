@@ -12,6 +12,8 @@ from typing import List, Optional, Sequence
 
 import click
 
+from difffake_ray.submission import STAGES as SUBMITTABLE_STAGES
+
 
 def _load(ctx: click.Context, extra: Sequence[str] = ()):
     from difffake_ray.config import load_config
@@ -57,14 +59,68 @@ def make_corpus_cmd(ctx, out: str, videos: Optional[int], seed: Optional[int]):
                f"{labels.count('fake')} fake) in {out}; manifest: {out}/manifest.parquet")
 
 
+def _parse_options(pairs: Sequence[str]) -> dict:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise click.BadParameter(f"{p!r}: expected KEY=VALUE", param_hint="--option")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _adapter_names() -> List[str]:
+    from difffake_ray.datasets.adapters import DATASET_ADAPTERS
+
+    return DATASET_ADAPTERS.names()
+
+
+@main.command("manifest")
+@click.argument("adapter", type=click.Choice(_adapter_names()))
+@click.argument("root")
+@click.argument("out")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default=None,
+              help="Keep one split only (default: every video, with its split column).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Adapter option, e.g. --option compression=c40 --option methods=Deepfakes,FaceSwap "
+                   "(ffpp), --option per_method=60 (forgerynet), --option ffpp_root=/data/FF++ "
+                   "(deeperforensics). Repeatable.")
+def manifest_cmd(adapter, root, out, split, options):
+    """The manifest of a dataset in its own layout: ADAPTER ROOT -> OUT (.parquet or .csv).
+
+    \b
+    Adapters and what ROOT holds:
+      ffpp             FaceForensics++: original_sequences/, manipulated_sequences/, splits/*.json
+      faceshifter      FF++'s FaceShifter subset, with FF++ originals as reals
+      celebdf          Celeb-DF-v2: Celeb-real/, YouTube-real/, Celeb-synthesis/, List_of_testing_videos.txt
+      deeperforensics  DF1.0: manipulated_videos/<variant>/, lists/splits/*.txt (+ ffpp_root for reals)
+      forgerynet       ForgeryNet video list; 60 videos per method, seeded (the 480-video protocol)
+      dfdc             DFDC: */metadata.json (train parts), labels.csv (public test)
+      dfdc_preview     DFDC-preview: dataset.json
+      ffiw             FFIW-10K: source/ (real) and target/ (fake), by split folder
+    """
+    from difffake_ray.datasets.manifest import ManifestError, describe_manifest, load_manifest, write_manifest
+
+    try:
+        table = load_manifest(root, adapter=adapter, split=split, **_parse_options(options))
+        write_manifest(table, out)
+    except (ManifestError, KeyError) as exc:
+        _fail(exc)
+    click.echo(f"manifest: {adapter}: {describe_manifest(table)} -> {out}")
+
+
 @main.command("extract")
 @click.argument("source")
 @click.argument("out")
 @click.option("--adapter", default=None, help="Dataset adapter to read SOURCE with (see `manifest --help`).")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default=None,
+              help="Only the videos of this split of the manifest.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Adapter option (repeatable).")
 @click.option("--format", "image_format", type=click.Choice(["png", "jpeg"]), default=None,
               help="Crop encoding (default png, lossless).")
 @click.pass_context
-def extract_cmd(ctx, source: str, out: str, adapter: Optional[str], image_format: Optional[str]):
+def extract_cmd(ctx, source: str, out: str, adapter: Optional[str], split: Optional[str], options,
+                image_format: Optional[str]):
     """Faces of every video in SOURCE (folder, CSV/Parquet manifest, or dataset root) -> OUT Parquet.
 
     40 equally spaced frames per video, Haar face, 68 landmarks, 1.3x crop, 224 px. Rerunning skips
@@ -75,7 +131,7 @@ def extract_cmd(ctx, source: str, out: str, adapter: Optional[str], image_format
 
     cfg = _load(ctx, [f"extract.image_format={image_format}"] if image_format else [])
     try:
-        run_extract(source, out, cfg, adapter=adapter)
+        run_extract(source, out, cfg, adapter=adapter, split=split, adapter_options=_parse_options(options))
     except ManifestError as exc:
         _fail(exc)
 
@@ -163,7 +219,7 @@ def score_cmd(ctx, emb, out, model_uri):
 
     try:
         run_score(emb, out, model_uri, _load(ctx))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
 
 
@@ -188,6 +244,122 @@ def run_all_cmd(ctx, config_file):
     if config_file:
         ctx.find_root().obj["config"] = config_file
     run_all(_load(ctx))
+
+
+@main.command("verify")
+@click.argument("output")
+def verify_cmd(output):
+    """Check a stage's OUTPUT (extract, embed or score) against its manifest and run record.
+
+    Every manifest video present exactly once, no duplicated frame, counts per status equal to
+    the run record's, every part file readable. Exit status 0 when it holds, 1 when not.
+    """
+    import json
+
+    from difffake_ray.verify import verify_output
+
+    report = verify_output(output)
+    click.echo(json.dumps(report, indent=2))
+    sys.exit(0 if report["ok"] else 1)
+
+
+@main.command("submit", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--address", "dashboard", default="http://127.0.0.1:8265", show_default=True, metavar="URL",
+              help="The cluster's Ray Jobs (dashboard) address, e.g. http://HEAD:8265.")
+@click.option("--follow/--no-follow", default=False, help="Stream the job's log while it runs.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait for the job to end and exit with its status (0 succeeded, 1 failed, 3 stopped).")
+@click.option("--runtime-env", "env_file", default=None, metavar="FILE",
+              help="Runtime env YAML (default jobs/runtime_env.yaml: the project as working_dir).")
+@click.option("--pip", is_flag=True, help="Install pyproject.toml's dependencies in the job's env "
+                                          "(for clusters not running this project's image).")
+@click.option("--token-file", default=None, metavar="FILE",
+              help="Cluster auth token (default: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token).")
+@click.option("--job-id", "submission_id", default=None, help="Submission id to use (default: Ray picks one).")
+@click.option("--entrypoint-gpus", type=float, default=0, help="GPUs reserved for the job's driver.")
+@click.argument("stage", type=click.Choice(SUBMITTABLE_STAGES))
+@click.argument("stage_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def submit_cmd(ctx, dashboard, follow, wait, env_file, pip, token_file, submission_id, entrypoint_gpus, stage,
+               stage_args):
+    """Run STAGE with STAGE_ARGS as a Ray Job on a running cluster.
+
+    \b
+    The job runs `python jobs/<stage>.py`, with this project as its working_dir and the config
+    resolved here (--config/--set), and attaches to the cluster it runs on. Give it paths the
+    cluster can read: s3://, gs://, a shared filesystem.
+    \b
+    Example:
+      python cli.py submit --address http://HEAD:8265 score s3://b/emb s3://b/scores --adm s3://b/adm
+    """
+    from difffake_ray import submission
+    from difffake_ray.config import dump_config
+
+    cfg = _load(ctx)
+    cfg.ray.address = None  # the job attaches to the cluster it runs on
+    try:
+        job_id = submission.submit(dashboard, stage, list(stage_args), dump_config(cfg), env_file=env_file,
+                                   pip=pip, token_file=token_file, submission_id=submission_id,
+                                   entrypoint_num_gpus=entrypoint_gpus)
+    except submission.SubmissionError as exc:
+        _fail(exc)
+    click.echo(f"submitted {stage} as job {job_id} to {dashboard}")
+    if not wait:
+        return
+    status = submission.wait(dashboard, job_id, follow=follow, token_file=token_file)
+    if status != "SUCCEEDED" and not follow:
+        click.echo(f"job {job_id} {status}; its log: python cli.py jobs logs {job_id} --address {dashboard}",
+                   err=True)
+    sys.exit(submission.TERMINAL[status])
+
+
+@main.group("jobs")
+def jobs_group():
+    """Inspect Ray Jobs submitted with `submit`: status, logs, stop."""
+
+
+def _job_command(name: str, help_text: str):
+    def decorator(fn):
+        fn = click.argument("job_id")(fn)
+        fn = click.option("--token-file", default=None, metavar="FILE", help="Cluster auth token file.")(fn)
+        fn = click.option("--address", "dashboard", default="http://127.0.0.1:8265", show_default=True,
+                          metavar="URL", help="The cluster's Ray Jobs (dashboard) address.")(fn)
+        return jobs_group.command(name, help=help_text)(fn)
+
+    return decorator
+
+
+@_job_command("status", "A job's status, entrypoint and timing.")
+def jobs_status_cmd(dashboard, token_file, job_id):
+    import json
+
+    from difffake_ray import submission
+
+    try:
+        click.echo(json.dumps(submission.job_info(dashboard, job_id, token_file), indent=2, default=str))
+    except submission.SubmissionError as exc:
+        _fail(exc)
+
+
+@_job_command("logs", "A job's log so far (use `submit --follow` to stream it).")
+def jobs_logs_cmd(dashboard, token_file, job_id):
+    from difffake_ray import submission
+
+    try:
+        click.echo(submission.job_logs(dashboard, job_id, token_file), nl=False)
+    except submission.SubmissionError as exc:
+        _fail(exc)
+
+
+@_job_command("stop", "Ask a running job to stop.")
+def jobs_stop_cmd(dashboard, token_file, job_id):
+    from difffake_ray import submission
+
+    try:
+        stopped = submission.stop_job(dashboard, job_id, token_file)
+    except submission.SubmissionError as exc:
+        _fail(exc)
+    click.echo(f"job {job_id}: {'stop requested' if stopped else 'not running'}")
 
 
 if __name__ == "__main__":

@@ -15,14 +15,21 @@ from .config import Config, RayConfig, config_to_dict, dump_config
 
 def init_ray(ray_cfg: RayConfig) -> bool:
     """Start a local Ray in-process (``address`` None) or attach to a cluster. Returns True when
-    this call started Ray (the caller then owns its shutdown)."""
+    this call started Ray (the caller then owns its shutdown).
+
+    RAY_ADDRESS (set by Ray Jobs for a job's driver, or by the user) counts as an address.
+    """
     import ray
 
     if ray.is_initialized():
         return False
     kwargs: Dict[str, Any] = {"log_to_driver": True, "configure_logging": False}
-    if ray_cfg.address:
-        kwargs["address"] = ray_cfg.address
+    address = ray_cfg.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        from .submission import enable_token_auth_for_driver
+
+        enable_token_auth_for_driver()
+        kwargs["address"] = address
     else:
         # "local" always starts a fresh instance: a stale ray_current_cluster file from an earlier
         # run would otherwise make ray.init() try to attach to a dead head and hang.
@@ -43,8 +50,8 @@ def ray_session(ray_cfg: RayConfig) -> Iterator[None]:
     try:
         yield
     finally:
-        if started and not ray_cfg.address:
-            ray.shutdown()
+        if started:
+            ray.shutdown()  # a driver's disconnect when attached; the local instance's end otherwise
 
 
 def cluster_gpus() -> float:
