@@ -138,6 +138,18 @@ def read_parquet_dir(dir_uri: str, columns: Optional[List[str]] = None,
     return read_parquet_files(list_data_files(dir_uri), columns=columns, schema=schema)
 
 
+def remove_temporaries(dir_uri: str) -> int:
+    """Delete ``.tmp-*`` files an interrupted writer left under ``dir_uri``. A stage calls this
+    when it starts, before its own workers write (one driver per output folder)."""
+    fs, path = url_to_fs(dir_uri)
+    if not fs.exists(path):
+        return 0
+    stale = [p for p in fs.find(path) if posixpath.basename(p).startswith(".tmp-")]
+    for p in stale:
+        fs.rm(p)
+    return len(stale)
+
+
 def pyarrow_filesystem(uri: str):
     """(pyarrow filesystem, path) for Ray Data readers/writers of any fsspec URI."""
     import pyarrow.fs as pafs

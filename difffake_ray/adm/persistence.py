@@ -31,8 +31,38 @@ def load_model(uri: str) -> Tuple[Any, Dict[str, Any]]:
         raise FileNotFoundError(f"{uri}: no {META_FILE} (write one with `python cli.py fit`)") from None
     with np.load(io.BytesIO(storage.read_bytes(storage.join(uri, ARRAYS_FILE))), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
+    check_model(uri, meta, arrays)
     cls = ANOMALY_MODELS.get(meta["anomaly_model"])
     return cls.from_arrays(arrays, meta["params"]), meta
+
+
+class ModelFileError(ValueError):
+    """A model folder whose files disagree with each other or with what scoring needs."""
+
+
+def check_model(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> None:
+    """Fail at load, naming the file, rather than mid-job with a shape error."""
+    from .combinations import COMBINATIONS
+
+    for key in ("anomaly_model", "combination", "embedding_dim", "params"):
+        if key not in meta:
+            raise ModelFileError(f"{uri}/{META_FILE}: no {key!r} (not written by `cli.py fit`?)")
+    if meta["anomaly_model"] not in ANOMALY_MODELS:
+        raise ModelFileError(f"{uri}/{META_FILE}: unknown anomaly model {meta['anomaly_model']!r}; "
+                             f"known: {', '.join(ANOMALY_MODELS.names())}")
+    if meta["combination"] not in COMBINATIONS:
+        raise ModelFileError(f"{uri}/{META_FILE}: unknown combination {meta['combination']!r}; "
+                             f"known: {', '.join(COMBINATIONS.names())}")
+    dim = int(meta["embedding_dim"])
+    if meta["anomaly_model"] == "gmm":
+        w, mu, pc = arrays.get("weights"), arrays.get("means"), arrays.get("precisions_cholesky")
+        if w is None or mu is None or pc is None:
+            raise ModelFileError(f"{uri}/{ARRAYS_FILE}: a gmm needs weights, means, precisions_cholesky; "
+                                 f"has {', '.join(sorted(arrays))}")
+        k = w.shape[0]
+        if mu.shape != (k, dim) or pc.shape != (k, dim, dim):
+            raise ModelFileError(f"{uri}: arrays do not fit {k} components of dim {dim} "
+                                 f"(means {mu.shape}, precisions_cholesky {pc.shape})")
 
 
 __all__ = ["save_model", "load_model", "create_anomaly_model"]

@@ -79,6 +79,13 @@ def _rotation_of(stream) -> int:
     return 0
 
 
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """Apply a display rotation (degrees counter-clockwise, as phones record it) so faces stand
+    upright for the detector."""
+    quarter = int(round(rotation / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(image, quarter)) if quarter else image
+
+
 def _count_frames(container, stream) -> int:
     # Containers such as some mkv/avi carry no frame count: demux packets (no decode) to count.
     n = 0
@@ -127,6 +134,9 @@ def read_sampled_frames(
         if frame_count <= 0:
             raise VideoError(schema.NO_FRAMES, f"{uri}: the video holds no frames")
         wanted = sample_frame_indices(frame_count, n_frames, mode)
+        # threading is fixed once, before the codec opens (a second pass cannot change it)
+        stream.thread_type = "AUTO" if threads > 1 else "SLICE"
+        stream.codec_context.thread_count = max(1, threads)
         frames, decoded = _decode_indices(container, stream, wanted, threads)
         if len(frames) < len(wanted) and decoded > 0:
             # The container over-declared its frame count (a truncated file): sample again over
@@ -137,6 +147,8 @@ def read_sampled_frames(
             frames, _ = _decode_indices(container, stream, wanted, threads)
         if not frames:
             raise VideoError(schema.NO_FRAMES, f"{uri}: no frame could be decoded")
+        if frames[0].image.shape[:2] != (height, width):  # turned upright: report what is analysed
+            info.height, info.width = frames[0].image.shape[:2]
         return info, frames
     except VideoError:
         raise
@@ -156,8 +168,6 @@ def _decode_indices(container, stream, wanted: np.ndarray, threads: int) -> tupl
     """
     import av
 
-    stream.thread_type = "AUTO" if threads > 1 else "SLICE"
-    stream.codec_context.thread_count = max(1, threads)
     targets = set(int(i) for i in wanted)
     last = int(wanted[-1]) if len(wanted) else -1
     out: List[DecodedFrame] = []
@@ -167,7 +177,7 @@ def _decode_indices(container, stream, wanted: np.ndarray, threads: int) -> tupl
         for frame in container.decode(stream):
             index += 1
             if index in targets:
-                img = frame.to_ndarray(format="rgb24")
+                img = upright(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
                 ts = float(frame.pts * tb) if frame.pts is not None and tb else float("nan")
                 out.append(DecodedFrame(index, ts, img))
             if index >= last:

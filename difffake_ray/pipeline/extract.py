@@ -54,13 +54,16 @@ class ExtractAndWrite:
 
 
 def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] = None,
-                progress: bool = True) -> Dict[str, Any]:
+                progress: bool = True, split: Optional[str] = None,
+                adapter_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Extract faces of every video in ``source`` (folder, manifest file or adapter root) into the
     Parquet folder ``out_uri``. Returns the run record (counts per video status, timing)."""
     started = time.time()
     source, out_uri = storage.absolute(source), storage.absolute(out_uri)
-    manifest = load_manifest(source, adapter=adapter)  # a malformed manifest fails here, before work
+    # a malformed manifest fails here, before any work
+    manifest = load_manifest(source, adapter=adapter, split=split, **(adapter_options or {}))
     storage.makedirs(out_uri)
+    storage.remove_temporaries(out_uri)
     storage.write_parquet_atomic(manifest, storage.join(out_uri, MANIFEST_RECORD))
     done = completed_video_ids(out_uri)
     todo = [r for r in manifest.to_pylist() if r["video_id"] not in done]
@@ -88,7 +91,8 @@ def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] =
     counts = video_status_counts(faces)
     n_faces = int(pa.compute.sum(pa.compute.equal(faces["status"], schema.FRAME_OK)).as_py() or 0)
     record = write_run_record(
-        out_uri, "extract", cfg, inputs={"source": source, "adapter": adapter,
+        out_uri, "extract", cfg, inputs={"source": source, "adapter": adapter, "split": split,
+                                         "adapter_options": adapter_options or {},
                                          "videos": manifest.num_rows, "resumed_skipped": len(done)},
         counts={"videos": counts, "faces": n_faces, "rows": faces.num_rows}, started=started,
     )

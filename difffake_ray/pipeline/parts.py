@@ -62,6 +62,7 @@ def map_parts(in_uri: str, out_uri: str, make_worker: Callable[[], Any], out_sch
     import ray
     from tqdm import tqdm
 
+    storage.remove_temporaries(out_uri)
     todo = pending_parts(in_uri, out_uri)
     if not todo:
         return 0
