@@ -248,7 +248,9 @@ def run_all_cmd(ctx, config_file):
 
 @main.command("verify")
 @click.argument("output")
-def verify_cmd(output):
+@click.option("--manifest", "manifest_uri", default=None, metavar="URI",
+              help="Manifest to check against (default: found through the run records).")
+def verify_cmd(output, manifest_uri):
     """Check a stage's OUTPUT (extract, embed or score) against its manifest and run record.
 
     Every manifest video present exactly once, no duplicated frame, counts per status equal to
@@ -258,7 +260,7 @@ def verify_cmd(output):
 
     from difffake_ray.verify import verify_output
 
-    report = verify_output(output)
+    report = verify_output(output, manifest_uri)
     click.echo(json.dumps(report, indent=2))
     sys.exit(0 if report["ok"] else 1)
 

@@ -16,6 +16,8 @@ def perturb(image: np.ndarray, name: str) -> np.ndarray:
     """The robustness protocol applied to a crop before embedding."""
     import cv2
 
+    if name not in PERTURBATIONS:
+        raise ValueError(f"unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)}")
     if name == "none":
         return image
     h, w = image.shape[:2]
@@ -29,7 +31,7 @@ def perturb(image: np.ndarray, name: str) -> np.ndarray:
         q = int(name[4:])
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
         return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    raise ValueError(f"unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)}")
+    raise AssertionError(name)  # every name in PERTURBATIONS is handled above
 
 
 class CropEmbedder:

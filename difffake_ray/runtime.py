@@ -33,7 +33,8 @@ def init_ray(ray_cfg: RayConfig) -> bool:
     else:
         # "local" always starts a fresh instance: a stale ray_current_cluster file from an earlier
         # run would otherwise make ray.init() try to attach to a dead head and hang.
-        kwargs.update(address="local", include_dashboard=False)
+        # Loopback only: a local run opens no port that another machine can reach.
+        kwargs.update(address="local", include_dashboard=False, _node_ip_address="127.0.0.1")
         if ray_cfg.num_cpus:
             kwargs["num_cpus"] = ray_cfg.num_cpus
         if ray_cfg.num_gpus is not None:

@@ -41,8 +41,9 @@ def _leftover_temporaries(out_uri: str) -> List[str]:
     return sorted(p for p in fs.find(path) if posixpath.basename(p).startswith(".tmp-"))
 
 
-def verify_output(out_uri: str) -> Dict[str, Any]:
-    """A report: {"stage", "ok", "problems": [...], "videos", "counts"}."""
+def verify_output(out_uri: str, manifest_uri: Optional[str] = None) -> Dict[str, Any]:
+    """A report: {"stage", "ok", "problems": [...], "warnings", "videos", "counts"}. The manifest is
+    found through the run records unless ``manifest_uri`` names it."""
     problems: List[str] = []
     try:
         record = read_run_record(out_uri)
@@ -79,10 +80,16 @@ def verify_output(out_uri: str) -> Dict[str, Any]:
     if dup:
         problems.append(f"{len(dup)} duplicated {'videos' if stage == 'score' else 'frames'}, e.g. {dup[0]}")
 
-    manifest = _manifest_for(out_uri, record)
+    if manifest_uri:
+        from .datasets.manifest import load_manifest
+
+        manifest = load_manifest(manifest_uri)
+    else:
+        manifest = _manifest_for(out_uri, record)
     expected = set(manifest["video_id"].to_pylist()) if manifest is not None else None
     if expected is None:
-        problems.append("no manifest found (extract's _manifest.parquet, via the run records' inputs)")
+        problems.append("no manifest found (extract's _manifest.parquet, via the run records' inputs); "
+                        "name one with --manifest")
     else:
         missing = sorted(expected - set(per_video))
         extra = sorted(set(per_video) - expected)

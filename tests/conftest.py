@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
+from difffake_ray import schema  # noqa: E402
 from difffake_ray.config import Config, CorpusConfig, load_config  # noqa: E402
 
 
@@ -69,3 +71,23 @@ def tiny_train_overrides(run_epochs: int = 2):
     return ["train.backbone=test_efficientnet", "train.pretrained=false", "train.image_size=64",
             "train.batch_size=8", "train.steps_per_epoch=2", f"train.epochs={run_epochs}",
             "train.lr_decay_start_epoch=1", "train.num_workers=2", "train.val_fraction=0.5"]
+
+
+def toy_embeddings_table(n_videos=12, n_frames=8, dim=8, seed=0) -> pa.Table:
+    """Reals jitter evenly between frames, fakes along two dimensions: a separable toy corpus (pair
+    features are L2-normalised, so the difference must be in direction, not size)."""
+    rng = np.random.default_rng(seed)
+    fake_scale = np.full(dim, 0.1)
+    fake_scale[:2] = 2.0
+    rows = []
+    for v in range(n_videos):
+        fake = v % 3 == 2
+        split = "train" if v < n_videos // 2 and not fake else "test"
+        base = rng.normal(size=dim)
+        for f in range(n_frames):
+            drift = rng.normal(size=dim) * (fake_scale if fake else 0.1)
+            rows.append(dict(video_id=f"v{v:02d}", uri=f"v{v:02d}.mp4", label="fake" if fake else "real",
+                             dataset="toy", method="swap" if fake else "original", split=split,
+                             video_status="ok", status="ok", error=None, frame_index=2 * f,
+                             embedding=(base + drift).astype(np.float32).tolist()))
+    return pa.Table.from_pylist(rows, schema=schema.embeddings_schema(dim))

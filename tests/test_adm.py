@@ -47,12 +47,40 @@ def test_vectorised_loglik_equals_sklearn(fitted_gmm):
 def test_save_load_round_trip_gives_identical_scores(tmp_path, kind):
     X = rng.normal(size=(120, 8))
     model = create_anomaly_model(kind, seed=0, epochs=3).fit(X)
-    save_model(model, str(tmp_path), {"anomaly_model": kind, "combination": "sub2"})
+    save_model(model, str(tmp_path), {"anomaly_model": kind, "combination": "sub2", "embedding_dim": 8})
     back, meta = load_model(str(tmp_path))
     assert meta["combination"] == "sub2"
     assert np.array_equal(back.score_samples(X), model.score_samples(X))
     with np.load(tmp_path / "model.npz", allow_pickle=False) as z:  # no pickle inside
         assert len(z.files) > 0
+
+
+def test_fast_scorer_matches_the_float64_reference_and_dense_fallback(fitted_gmm):
+    from difffake_ray.adm.models import FastGaussianScorer, gaussian_log_likelihood
+
+    model, X = fitted_gmm
+    ref = gaussian_log_likelihood(X, model.weights_, model.means_, model.precisions_cholesky_)
+    fast = FastGaussianScorer(model.weights_, model.means_, model.precisions_cholesky_, chunk=7)
+    assert fast.triangular
+    assert np.allclose(fast(X), ref, rtol=1e-5)
+    # a non-triangular factor (not scikit-learn's) takes the dense product
+    q, _ = np.linalg.qr(rng.normal(size=(16, 16)))
+    rotated = np.stack([p @ q for p in model.precisions_cholesky_])
+    dense = FastGaussianScorer(model.weights_, model.means_ @ np.eye(16), rotated)
+    assert not dense.triangular
+    assert np.allclose(dense(X), gaussian_log_likelihood(X, model.weights_, model.means_, rotated), rtol=1e-5)
+
+
+def test_a_model_file_that_does_not_fit_fails_at_load(tmp_path):
+    from difffake_ray.adm.persistence import ModelFileError
+
+    model = create_anomaly_model("gmm", n_components=2, seed=0).fit(rng.normal(size=(100, 4)))
+    save_model(model, str(tmp_path / "a"), {"anomaly_model": "gmm", "combination": "sub9", "embedding_dim": 4})
+    with pytest.raises(ModelFileError, match="unknown combination 'sub9'"):
+        load_model(str(tmp_path / "a"))
+    save_model(model, str(tmp_path / "b"), {"anomaly_model": "gmm", "combination": "sub2", "embedding_dim": 16})
+    with pytest.raises(ModelFileError, match="dim 16"):
+        load_model(str(tmp_path / "b"))
 
 
 def _emb_rows(video, n_frames, dim=16, status="ok", label="real"):

@@ -15,27 +15,7 @@ from difffake_ray.adm.fit import run_fit
 from difffake_ray.adm.persistence import load_model
 from difffake_ray.datasets.manifest import load_manifest, write_manifest
 from difffake_ray.evaluate import run_evaluate
-from tests.conftest import fast_config
-
-
-def embeddings_table(n_videos=12, n_frames=8, dim=8, seed=0) -> pa.Table:
-    """Reals jitter evenly between frames, fakes along two dimensions: a separable toy corpus (pair
-    features are L2-normalised, so the difference must be in direction, not size)."""
-    rng = np.random.default_rng(seed)
-    fake_scale = np.full(dim, 0.1)
-    fake_scale[:2] = 2.0
-    rows = []
-    for v in range(n_videos):
-        fake = v % 3 == 2
-        split = "train" if v < n_videos // 2 and not fake else "test"
-        base = rng.normal(size=dim)
-        for f in range(n_frames):
-            drift = rng.normal(size=dim) * (fake_scale if fake else 0.1)
-            rows.append(dict(video_id=f"v{v:02d}", uri=f"v{v:02d}.mp4", label="fake" if fake else "real",
-                             dataset="toy", method="swap" if fake else "original", split=split,
-                             video_status="ok", status="ok", error=None, frame_index=2 * f,
-                             embedding=(base + drift).astype(np.float32).tolist()))
-    return pa.Table.from_pylist(rows, schema=schema.embeddings_schema(dim))
+from tests.conftest import fast_config, toy_embeddings_table
 
 
 def fit_and_evaluate_on(base: str) -> dict:
@@ -43,7 +23,7 @@ def fit_and_evaluate_on(base: str) -> dict:
     cfg = fast_config()
     cfg.fit.min_frame_gap = cfg.score.min_frame_gap = 1
     cfg.fit.n_components = 1  # a few toy pairs in 8-d: one Gaussian, not three
-    storage.write_parquet_atomic(embeddings_table(), storage.join(base, "emb", "part-0.parquet"))
+    storage.write_parquet_atomic(toy_embeddings_table(), storage.join(base, "emb", "part-0.parquet"))
     meta = run_fit(storage.join(base, "emb"), storage.join(base, "adm"), cfg)
     model, meta2 = load_model(storage.join(base, "adm"))
     assert meta2["combination"] == meta["combination"]
@@ -87,7 +67,7 @@ def test_file_uris_through_ray_workers(ray_local, tmp_path):
     base = f"file://{tmp_path}"
     cfg = fast_config()
     cfg.fit.min_frame_gap = cfg.score.min_frame_gap = 1
-    table = embeddings_table()
+    table = toy_embeddings_table()
     for i, vids in enumerate((["v00", "v01", "v02", "v03", "v04", "v05"], ["v06", "v07", "v08", "v09", "v10", "v11"])):
         part = table.filter(pa.compute.is_in(table["video_id"], pa.array(vids)))
         storage.write_parquet_atomic(part, storage.join(base, "emb", f"part-{i}.parquet"))
