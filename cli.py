@@ -27,7 +27,27 @@ def _fail(exc: Exception) -> None:
     sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _attach(ctx: click.Context, _param, address: Optional[str]):
+    if address:
+        ctx.find_root().obj["overrides"].append(f"ray.address={address}")
+    return address
+
+
+def ray_address_option(fn):
+    """``--address`` on every Ray stage too, so it can follow the stage name."""
+    return click.option("--address", default=None, metavar="ADDR", expose_value=False, callback=_attach,
+                        help="Attach to a running Ray cluster ('auto', 'ray://HEAD:10001'); "
+                             "default: a local Ray in-process.")(fn)
+
+
+class PipelineOrder(click.Group):
+    """Commands listed in the order a user runs them, not alphabetically."""
+
+    def list_commands(self, ctx):
+        return list(self.commands)
+
+
+@click.group(cls=PipelineOrder, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", default=None, metavar="FILE",
               help="YAML config (paper defaults when omitted; see configs/default.yaml).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -36,7 +56,25 @@ def _fail(exc: Exception) -> None:
               help="Ray cluster to attach to ('auto', 'ray://host:10001'). Default: local Ray in-process.")
 @click.pass_context
 def main(ctx: click.Context, config_path: Optional[str], overrides: Sequence[str], address: Optional[str]):
-    """DiffFake deepfake detection on Ray: extract -> train -> embed -> fit -> score -> evaluate."""
+    """DiffFake deepfake detection on Ray.
+
+    \b
+    Stages (each reads and writes local paths or fsspec URIs: s3://, gs://, file://):
+      make-corpus | manifest -> extract -> train -> embed -> fit -> score -> evaluate
+      run-all CONFIG runs them all; verify OUTPUT checks a stage's output.
+    A video's score is the mean GMM log-likelihood of 30 frame pairs: higher = more real.
+
+    \b
+    Ray: a local Ray starts in-process by default; --address attaches to a cluster, and
+    `submit STAGE ...` runs a stage there as a Ray Job (`jobs` follows it).
+    \b
+    Examples:
+      python cli.py run-all configs/demo.yaml
+      python cli.py --set extract.n_frames=32 extract videos/ out/faces
+      python cli.py train out/faces out/runs/b4 --num-gpus 4
+      python cli.py submit --address http://HEAD:8265 score s3://b/emb s3://b/scores --adm s3://b/adm
+    Run `python cli.py COMMAND --help` for a command's arguments.
+    """
     extra = list(overrides) + ([f"ray.address={address}"] if address else [])
     ctx.obj = {"config": config_path, "overrides": extra}
 
@@ -110,6 +148,7 @@ def manifest_cmd(adapter, root, out, split, options):
 
 
 @main.command("extract")
+@ray_address_option
 @click.argument("source")
 @click.argument("out")
 @click.option("--adapter", default=None, help="Dataset adapter to read SOURCE with (see `manifest --help`).")
@@ -137,6 +176,7 @@ def extract_cmd(ctx, source: str, out: str, adapter: Optional[str], split: Optio
 
 
 @main.command("train")
+@ray_address_option
 @click.argument("faces")
 @click.argument("run_dir")
 @click.option("--num-gpus", type=int, default=None, help="GPU workers for DDP (0: CPU workers).")
@@ -177,6 +217,7 @@ def preview_cmd(ctx, faces, out_png, n):
 
 
 @main.command("embed")
+@ray_address_option
 @click.argument("faces")
 @click.argument("out")
 @click.option("--backbone", "backbone_uri", required=True, help="Exported backbone (RUN_DIR/best.pt).")
@@ -209,6 +250,7 @@ def fit_cmd(ctx, emb, out, combination, components, anomaly_model):
 
 
 @main.command("score")
+@ray_address_option
 @click.argument("emb")
 @click.argument("out")
 @click.option("--adm", "model_uri", required=True, help="Folder written by `fit`.")
@@ -235,6 +277,7 @@ def evaluate_cmd(ctx, scores, out):
 
 
 @main.command("run-all")
+@ray_address_option
 @click.argument("config_file", required=False)
 @click.pass_context
 def run_all_cmd(ctx, config_file):

@@ -139,11 +139,12 @@ def main() -> None:
     ap.add_argument("--backbone", default="efficientnet_b0")
     ap.add_argument("--image-size", type=int, default=112)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--workdir", default="bench/out/train")
     ap.add_argument("--no-ddp2", action="store_true", help="skip the 2-worker gloo DDP run on CPU")
+    ap.add_argument("--dashboard", action="store_true", help="start Ray's dashboard (its state API)")
     args = ap.parse_args()
 
     import ray
@@ -155,14 +156,19 @@ def main() -> None:
     device = torch.device("cuda" if use_gpu else "cpu")
     cfg = TrainConfig(backbone=args.backbone, pretrained=False, image_size=args.image_size,
                       batch_size=args.batch_size, lr=0.001, amp=True, channels_last=True)
-    ray.init(address="local", include_dashboard=False, num_cpus=args.threads, configure_logging=False)
+    # faces first (extract runs on Ray), then the plain loop with no Ray process alive
+    ray.init(address="local", include_dashboard=False, num_cpus=args.threads, configure_logging=False,
+             _node_ip_address="127.0.0.1")
     faces = ensure_faces(args.workdir)
+    ray.shutdown()
     batches = build_batches(faces, 4, args.batch_size, args.image_size, PseudofakeConfig())
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     plain = timed_steps(build_model(cfg).to(device), cfg, batches, device, args.warmup, args.steps)
     print(f"plain torch loop : {plain['images_per_s']:.1f} images/s ({plain['step_ms']:.0f} ms/step)", flush=True)
+    ray.init(address="local", include_dashboard=args.dashboard, num_cpus=args.threads, configure_logging=False,
+             _node_ip_address="127.0.0.1")
     ray1 = ray_train_run(cfg, batches, 1, args.threads, use_gpu, args.warmup, args.steps)
     print(f"Ray Train, 1 wkr : {ray1['images_per_s']:.1f} images/s ({ray1['step_ms']:.0f} ms/step), "
           f"{ray1['wall_s_incl_startup']:.1f} s wall with start-up", flush=True)
@@ -172,7 +178,7 @@ def main() -> None:
                     "device": torch.cuda.get_device_name() if use_gpu else "cpu"},
         "model": {"backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
                   "bf16_autocast": use_gpu, "channels_last": True},
-        "plain_torch": plain, "ray_train_1_worker": ray1,
+        "ray_dashboard": args.dashboard, "plain_torch": plain, "ray_train_1_worker": ray1,
         "ray_train_overhead": overhead, "target_overhead": 0.10, "target_met": overhead < 0.10,
     }
     if not use_gpu and not args.no_ddp2 and args.threads >= 2:
@@ -184,7 +190,8 @@ def main() -> None:
     print(f"Ray Train overhead per step: {100 * overhead:.1f}% (target < 10%)", flush=True)
     os.makedirs("bench/results", exist_ok=True)
     tag = "gpu" if use_gpu else f"{platform.machine()}-{os.cpu_count()}cpu"
-    out = f"bench/results/train-{args.backbone}-{tag}-{args.threads}thread{'s' if args.threads > 1 else ''}.json"
+    out = (f"bench/results/train-{args.backbone}-{tag}-{args.threads}thread{'s' if args.threads > 1 else ''}"
+           f"{'-dashboard' if args.dashboard else ''}.json")
     with open(out, "w") as fh:
         json.dump(result, fh, indent=2)
     print(f"written {out}")

@@ -141,8 +141,9 @@ class FitConfig:
 class ScoreConfig:
     pairs_per_video: int = 30
     min_frame_gap: int = 5
-    batch_size: int = 256  # videos per scoring batch
     seed: int = 0
+    # GPUs per scoring actor (e.g. 0.25: four scorers share a GPU); 0 scores on CPU
+    gpus_per_actor: float = 0.0
 
 
 @dataclass

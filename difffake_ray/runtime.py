@@ -34,13 +34,24 @@ def init_ray(ray_cfg: RayConfig) -> bool:
         # "local" always starts a fresh instance: a stale ray_current_cluster file from an earlier
         # run would otherwise make ray.init() try to attach to a dead head and hang.
         # Loopback only: a local run opens no port that another machine can reach.
-        kwargs.update(address="local", include_dashboard=False, _node_ip_address="127.0.0.1")
+        # No dashboard: on a small machine its processes cost a training step up to a quarter of
+        # its speed (bench/train.py --dashboard). Its state API is then absent, which Ray Train's
+        # placement-group cleaner reports every second: quiet_local_workers silences that.
+        kwargs.update(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
+                      runtime_env={"worker_process_setup_hook": "difffake_ray.runtime.quiet_local_workers"})
         if ray_cfg.num_cpus:
             kwargs["num_cpus"] = ray_cfg.num_cpus
         if ray_cfg.num_gpus is not None:
             kwargs["num_gpus"] = ray_cfg.num_gpus
     ray.init(**kwargs)
     return True
+
+
+def quiet_local_workers() -> None:
+    """Worker set-up hook of the local Ray (started without a dashboard, on purpose)."""
+    import logging
+
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager

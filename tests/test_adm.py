@@ -71,6 +71,16 @@ def test_fast_scorer_matches_the_float64_reference_and_dense_fallback(fitted_gmm
     assert np.allclose(dense(X), gaussian_log_likelihood(X, model.weights_, model.means_, rotated), rtol=1e-5)
 
 
+def test_torch_scorer_matches_the_reference(fitted_gmm):
+    """The GPU path, run here on CPU torch."""
+    from difffake_ray.adm.models import TorchGaussianScorer, gaussian_log_likelihood
+
+    model, X = fitted_gmm
+    ref = gaussian_log_likelihood(X, model.weights_, model.means_, model.precisions_cholesky_)
+    ours = TorchGaussianScorer(model.weights_, model.means_, model.precisions_cholesky_, device="cpu", chunk=64)(X)
+    assert np.allclose(ours, ref, rtol=1e-5)
+
+
 def test_a_model_file_that_does_not_fit_fails_at_load(tmp_path):
     from difffake_ray.adm.persistence import ModelFileError
 

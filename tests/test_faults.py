@@ -151,3 +151,64 @@ def test_training_survives_a_killed_worker(ray_local, faces, tmp_path):
     assert killer.killed, "no training worker was seen after the first checkpoint"
     assert record["last_epoch"] == 2  # restarted from the checkpoint and finished every epoch
     assert os.path.exists(os.path.join(run, "best.pt"))
+
+
+def test_embed_and_score_resume_an_interrupted_output(ray_local, faces, tmp_path):
+    """What a killed driver leaves: some parts with their markers, a part without its marker, a
+    half-written temporary. The rerun gives the uninterrupted table, each video once."""
+    import shutil
+
+    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.backbone import create_backbone, export_embedder
+    from difffake_ray.pipeline.embed import run_embed
+    from difffake_ray.pipeline.parts import DONE_DIR
+    from difffake_ray.pipeline.score import read_scores, run_score
+
+    cfg = fast_config()
+    cfg.fit.min_frame_gap = cfg.score.min_frame_gap = 1
+    backbone = str(tmp_path / "tiny.pt")
+    export_embedder(create_backbone("test_efficientnet", pretrained=False, num_classes=1), backbone,
+                    "test_efficientnet", 64)
+    emb, adm, scores = (str(tmp_path / d) for d in ("emb", "adm", "scores"))
+    run_embed(faces, emb, backbone, cfg, progress=False)
+    run_fit(emb, adm, cfg)
+    run_score(emb, scores, adm, cfg, progress=False)
+    want_emb = storage.read_parquet_dir(emb).sort_by([("video_id", "ascending"), ("frame_index", "ascending")])
+    want_scores = read_scores(scores).sort_by("video_id")
+
+    for out, rerun in ((emb, lambda: run_embed(faces, emb, backbone, cfg, progress=False)),
+                       (scores, lambda: run_score(emb, scores, adm, cfg, progress=False))):
+        parts = storage.list_data_files(out)
+        names = sorted({os.path.basename(p) for p in parts})
+        for p in parts:  # the second half never happened ...
+            if os.path.basename(p) in names[len(names) // 2:]:
+                os.remove(p)
+        for name in names[len(names) // 2:]:
+            marker = os.path.join(out, DONE_DIR, name)
+            if os.path.exists(marker):
+                os.remove(marker)
+        os.remove(os.path.join(out, DONE_DIR, names[0]))  # ... one part was written, its marker not
+        shutil.copy(parts[0], os.path.join(os.path.dirname(parts[0]), ".tmp-0123-" + names[0]))
+        rerun()
+        report = verify_output(out)
+        assert report["ok"] and not report["warnings"], report
+    got_emb = storage.read_parquet_dir(emb).sort_by([("video_id", "ascending"), ("frame_index", "ascending")])
+    assert got_emb.equals(want_emb)
+    assert read_scores(scores).sort_by("video_id").equals(want_scores)
+
+
+def test_verify_finds_duplicates_and_missing_videos(faces, tmp_path):
+    import shutil
+
+    out = str(tmp_path / "faces")
+    shutil.copytree(faces, out)
+    assert verify_output(out)["ok"]
+    parts = storage.list_data_files(out)
+    shutil.copy(parts[0], os.path.join(out, "part-copy.parquet"))
+    report = verify_output(out)
+    assert not report["ok"] and any("in 2 part files" in p for p in report["problems"])
+    os.remove(os.path.join(out, "part-copy.parquet"))
+    os.remove(parts[1])
+    report = verify_output(out)
+    assert any("missing from the output" in p for p in report["problems"])
+    assert any("differ from the run record" in p for p in report["problems"])

@@ -77,6 +77,44 @@ class FastGaussianScorer:
         return _mixture_logsumexp(sq, self.constants)
 
 
+class TorchGaussianScorer:
+    """The log-likelihood on a GPU: one float32 (N, D) x (D, K*D) product per chunk; the sums and
+    logsumexp in float64 on the host, as on CPU."""
+
+    def __init__(self, weights, means, precisions_cholesky, device: str = "cuda", chunk: int = 8192):
+        import torch
+
+        self.torch, self.device, self.chunk = torch, torch.device(device), chunk
+        self.k, self.d = means.shape
+        self.constants = _component_constants(weights, precisions_cholesky)
+        self.factors = torch.from_numpy(np.concatenate(list(precisions_cholesky), axis=1).astype(np.float32)).to(
+            self.device)  # (D, K*D)
+        self.shift = torch.from_numpy(np.concatenate(
+            [m @ p for m, p in zip(means, precisions_cholesky)]).astype(np.float32)).to(self.device)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(X), self.chunk):
+                xb = torch.from_numpy(np.ascontiguousarray(X[start:start + self.chunk], np.float32)).to(self.device)
+                y = (xb @ self.factors - self.shift).view(len(xb), self.k, self.d)
+                parts.append(y.square().sum(-1).double().cpu().numpy())
+        sq = np.concatenate(parts) if parts else np.empty((0, self.k))
+        return _mixture_logsumexp(sq, self.constants)
+
+
+def _assigned_gpu() -> bool:
+    """True in a Ray worker given a GPU (Ray sets CUDA_VISIBLE_DEVICES to '' otherwise)."""
+    import os
+
+    if not os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 @ANOMALY_MODELS.register("gmm")
 class GmmAnomalyModel:
     """sklearn GaussianMixture (paper: k=3, full covariance, k-means init, max_iter 250,
@@ -104,7 +142,8 @@ class GmmAnomalyModel:
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         if self._scorer is None:
-            self._scorer = FastGaussianScorer(self.weights_, self.means_, self.precisions_cholesky_)
+            args = (self.weights_, self.means_, self.precisions_cholesky_)
+            self._scorer = TorchGaussianScorer(*args, device="cuda") if _assigned_gpu() else FastGaussianScorer(*args)
         return self._scorer(X)
 
     def to_arrays(self) -> Dict[str, np.ndarray]:

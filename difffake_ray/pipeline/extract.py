@@ -82,9 +82,9 @@ def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] =
                 batch_format="numpy",
                 num_cpus=1,
                 # a fixed pool: autoscaling up from one actor leaves cores idle on short jobs
+                # Ray Data restarts a dead actor and retries its task (max_restarts and
+                # max_task_retries default to -1 for actor pools): the fault tests rely on it
                 compute=ray.data.ActorPoolStrategy(size=min(workers, n_blocks)),
-                max_restarts=-1,
-                max_task_retries=-1,
             )
             _drain(summaries, len(todo), progress)
     faces = storage.read_parquet_dir(out_uri, columns=["video_id", "video_status", "status"])

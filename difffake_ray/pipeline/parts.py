@@ -75,8 +75,8 @@ def map_parts(in_uri: str, out_uri: str, make_worker: Callable[[], Any], out_sch
                                                                 out_schema=out_schema, partition_by=partition_by,
                                                                 in_columns=in_columns),
                          batch_size=1, batch_format="numpy",
-                         compute=ray.data.ActorPoolStrategy(size=n_actors),
-                         max_restarts=-1, max_task_retries=-1, **kwargs)
+                         # dead actors restart and their task is retried: Ray Data's default
+                         compute=ray.data.ActorPoolStrategy(size=n_actors), **kwargs)
     total = 0
     bar = tqdm(total=len(todo), desc=desc, unit="part", disable=not progress)
     for row in out.iter_rows():

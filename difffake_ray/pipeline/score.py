@@ -39,7 +39,8 @@ def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress:
     with ray_session(cfg.ray):
         map_parts(emb_uri, out_uri, functools.partial(_make_scorer, model_uri, s.pairs_per_video, s.min_frame_gap,
                                                       s.seed),
-                  schema.SCORES_SCHEMA, "score", partition_by="dataset", in_columns=EMB_COLUMNS, progress=progress)
+                  schema.SCORES_SCHEMA, "score", partition_by="dataset", in_columns=EMB_COLUMNS, progress=progress,
+                  use_gpu_if_available=s.gpus_per_actor > 0, gpus_per_actor=s.gpus_per_actor or 1.0)
     table = storage.read_parquet_dir(out_uri, columns=["video_id", "status"])
     counts = video_status_counts(table, "status")
     record = write_run_record(out_uri, "score", cfg, inputs={"embeddings": emb_uri, "model": model_uri},
