@@ -78,14 +78,22 @@ def cluster_cpus() -> float:
     return float(ray.cluster_resources().get("CPU", 1.0))
 
 
+# distribution names of what a run record reports (import names differ: cv2, av, sklearn)
+RECORDED_PACKAGES = ("ray", "torch", "timm", "opencv-contrib-python-headless", "av", "scikit-learn", "pyarrow",
+                     "numpy", "albumentations", "dlib-bin")
+
+
 def versions() -> Dict[str, str]:
+    """Installed versions, read from package metadata: importing torch and timm just to ask would
+    cost every stage's driver about 5 s."""
+    from importlib.metadata import PackageNotFoundError, version
+
     out = {"difffake_ray": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
-    for mod in ("ray", "torch", "timm", "cv2", "av", "sklearn", "pyarrow", "numpy", "albumentations"):
+    for dist in RECORDED_PACKAGES:
         try:
-            m = __import__(mod)
-            out[mod] = getattr(m, "__version__", "?")
-        except Exception:  # noqa: BLE001 - a record of what is there, never a failure
-            out[mod] = "not installed"
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
     return out
 
 
