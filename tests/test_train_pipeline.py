@@ -15,7 +15,8 @@ pytestmark = pytest.mark.ray
 
 
 def test_two_worker_training_checkpoints_exports_and_resumes(ray_local, faces, tmp_path):
-    run = str(tmp_path / "run")
+    # a URI, not a path: checkpoints go through the pyarrow/fsspec filesystem as on s3:// or gs://
+    run = f"file://{tmp_path}/run"
     cfg = load_config(None, tiny_train_overrides(2) + ["extract.n_frames=8"])
     rec = run_train(faces, run, cfg)
     assert rec["last_epoch"] == 1 and len(rec["history"]) == 2

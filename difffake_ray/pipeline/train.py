@@ -9,9 +9,8 @@ the embedding networks (classifier dropped) that ``embed`` loads.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
-import os
+import posixpath
 import time
 from typing import Any, Dict, Optional
 
@@ -26,11 +25,15 @@ LAST_FILE = "last.pt"
 
 
 def _checkpoint_dirs(run_dir: str):
+    """(epoch, val AUC, checkpoint URI) of every kept checkpoint, oldest first; any fsspec URI."""
+    fs, path = storage.url_to_fs(run_dir)
     found = []
-    for meta in glob.glob(os.path.join(run_dir, RAY_RUN_NAME, "checkpoint_*", "meta.json")):
-        with open(meta) as fh:
+    for meta in fs.glob(posixpath.join(path, RAY_RUN_NAME, "checkpoint_*", "meta.json")):
+        with fs.open(meta, "rb") as fh:
             info = json.load(fh)
-        found.append((info["epoch"], info["metrics"].get("val_auc", float("nan")), os.path.dirname(meta)))
+        folder = posixpath.dirname(meta)
+        uri = fs.unstrip_protocol(folder) if "://" in run_dir else folder
+        found.append((info["epoch"], info["metrics"].get("val_auc", float("nan")), uri))
     return sorted(found)
 
 
@@ -40,19 +43,18 @@ def latest_checkpoint(run_dir: str) -> Optional[str]:
 
 
 def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -> Dict[str, Any]:
-    import torch
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from ..backbone import create_backbone, export_embedder
+    from ..backbone import create_backbone, export_embedder, load_state
 
     started = time.time()
     faces_uri = storage.absolute(faces_uri)
     tcfg = cfg.train
-    if storage.is_remote(run_dir):
-        raise ValueError("train: the run folder must be a local or shared-filesystem path for Ray "
-                         "Train checkpoints (s3:// works through storage_path in a later release)")
-    run_dir = os.path.abspath(run_dir)
+    run_dir = storage.absolute(run_dir)
+    # Ray Train writes checkpoints through a pyarrow filesystem: any fsspec URI (s3://, gs://,
+    # file://) or a local/shared path
+    run_fs, run_path = storage.pyarrow_filesystem(run_dir)
     # Fail fast on data that cannot train, before any worker starts (keys only: workers read crops).
     rows = load_real_faces(faces_uri, "train", tcfg.frames_per_video, with_images=False)
     train_rows, val_rows = split_by_video(rows, tcfg.val_fraction, tcfg.seed)
@@ -67,7 +69,7 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
             raise FileNotFoundError(f"--resume: no checkpoint under {run_dir}/{RAY_RUN_NAME}")
         resume_from = latest
         print(f"train: resuming from {latest}", flush=True)
-    os.makedirs(run_dir, exist_ok=True)
+    storage.makedirs(run_dir)
     with ray_session(cfg.ray):
         trainer = TorchTrainer(
             _train_worker_entry,
@@ -76,7 +78,7 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
             scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
                                          resources_per_worker={"CPU": tcfg.cpus_per_worker}),
             run_config=RunConfig(
-                name=RAY_RUN_NAME, storage_path=run_dir,
+                name=RAY_RUN_NAME, storage_path=run_path, storage_filesystem=run_fs,
                 checkpoint_config=CheckpointConfig(num_to_keep=tcfg.keep_checkpoints,
                                                    checkpoint_score_attribute="val_auc",
                                                    checkpoint_score_order="max"),
@@ -95,10 +97,10 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
     meta_out = {}
     for name, (epoch, auc, path) in ((BEST_FILE, best), (LAST_FILE, last)):
         backbone = create_backbone(tcfg.backbone, pretrained=False, num_classes=1)
-        backbone.load_state_dict(torch.load(os.path.join(path, "model.pt"), map_location="cpu", weights_only=True))
-        meta_out[name] = export_embedder(backbone, os.path.join(run_dir, name), tcfg.backbone, tcfg.image_size,
+        backbone.load_state_dict(load_state(storage.join(path, "model.pt")))
+        meta_out[name] = export_embedder(backbone, storage.join(run_dir, name), tcfg.backbone, tcfg.image_size,
                                          extra={"epoch": epoch, "val_auc": auc, "checkpoint": path})
-    history = [json.load(open(os.path.join(p, "meta.json")))["metrics"] for _, _, p in found]
+    history = [storage.read_json(storage.join(p, "meta.json"))["metrics"] for _, _, p in found]
     record = write_run_record(
         run_dir, "train", cfg, inputs={"faces": faces_uri, "resume": resume},
         counts={"train_faces": len(train_rows), "val_faces": len(val_rows),
@@ -109,7 +111,7 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
                "kept_checkpoints": [p for _, _, p in found], "exported": meta_out},
     )
     print(f"train: {last[0] + 1} epochs, best val AUC {best[1]:.4f} at epoch {best[0]}; "
-          f"backbone: {os.path.join(run_dir, BEST_FILE)} ({time.time() - started:.0f} s)", flush=True)
+          f"backbone: {storage.join(run_dir, BEST_FILE)} ({time.time() - started:.0f} s)", flush=True)
     record["history"] = history
     return record
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import storage
 from ..backbone import DetectorNet, create_backbone
 from ..config import PseudofakeConfig, TrainConfig
 from .data import RealAndPseudoFakeDataset, load_real_faces, split_by_video
@@ -139,7 +140,8 @@ def train_worker(config: Dict[str, Any]) -> None:
     # Ray's own checkpoint (a worker-group restart after a failure) wins over --resume's.
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and config.get("resume_from"):
-        checkpoint = ray.train.Checkpoint.from_directory(config["resume_from"])
+        fs, path = storage.pyarrow_filesystem(config["resume_from"])
+        checkpoint = ray.train.Checkpoint(path=path, filesystem=fs)
     if checkpoint:
         with checkpoint.as_directory() as d:
             start_epoch = load_checkpoint(d, model, optimizer) + 1
