@@ -25,7 +25,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 
 from difffake_ray import schema, storage  # noqa: E402
 from difffake_ray.config import CorpusConfig, load_config  # noqa: E402

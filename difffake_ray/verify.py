@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 import pyarrow as pa
 
-from . import schema, storage
+from . import storage
 from .runtime import read_run_record
 
 MANIFEST_RECORD = "_manifest.parquet"
@@ -54,8 +54,9 @@ def verify_output(out_uri: str, manifest_uri: Optional[str] = None) -> Dict[str,
         return {"stage": stage, "ok": True, "problems": [], "note": f"nothing to verify for stage {stage!r}"}
 
     status_column = "status" if stage == "score" else "video_status"
-    per_video: Dict[str, set] = collections.defaultdict(set)  # video_id -> part files holding it
-    frames: collections.Counter = collections.Counter()
+    # Memory stays at one part file plus one entry per video: a video lives in one part, so a
+    # duplicated frame can only sit inside one part, and a video in two parts shows in ``homes``.
+    homes: Dict[str, str] = {}  # video_id -> the part file holding it
     statuses: Dict[str, str] = {}
     for f in storage.list_data_files(out_uri):
         cols = ["video_id", status_column] + ([] if stage == "score" else ["frame_index"])
@@ -64,21 +65,20 @@ def verify_output(out_uri: str, manifest_uri: Optional[str] = None) -> Dict[str,
         except Exception as exc:  # noqa: BLE001 - an unreadable part is a finding, not a crash
             problems.append(f"{f}: unreadable part file ({exc})")
             continue
+        keys: collections.Counter = collections.Counter()
         for row in t.to_pylist():
             vid = row["video_id"]
-            per_video[vid].add(f)
+            if homes.setdefault(vid, f) != f:
+                problems.append(f"{vid}: in 2 part files ({homes[vid]}, {f})")
             statuses[vid] = row[status_column]
             if stage == "score":
-                frames[vid] += 1
+                keys[vid] += 1
             elif row["frame_index"] is not None:
-                frames[(vid, row["frame_index"])] += 1
-
-    for vid, files in sorted(per_video.items()):
-        if len(files) > 1:
-            problems.append(f"{vid}: in {len(files)} part files ({', '.join(sorted(files))})")
-    dup = [k for k, n in frames.items() if n > 1]
-    if dup:
-        problems.append(f"{len(dup)} duplicated {'videos' if stage == 'score' else 'frames'}, e.g. {dup[0]}")
+                keys[(vid, row["frame_index"])] += 1
+        dup = [k for k, n in keys.items() if n > 1]
+        if dup:
+            problems.append(f"{f}: {len(dup)} duplicated {'videos' if stage == 'score' else 'frames'}, "
+                            f"e.g. {dup[0]}")
 
     if manifest_uri:
         from .datasets.manifest import load_manifest
@@ -91,8 +91,8 @@ def verify_output(out_uri: str, manifest_uri: Optional[str] = None) -> Dict[str,
         problems.append("no manifest found (extract's _manifest.parquet, via the run records' inputs); "
                         "name one with --manifest")
     else:
-        missing = sorted(expected - set(per_video))
-        extra = sorted(set(per_video) - expected)
+        missing = sorted(expected - set(homes))
+        extra = sorted(set(homes) - expected)
         if missing:
             problems.append(f"{len(missing)} manifest videos missing from the output, e.g. {missing[:3]}")
         if extra:
@@ -105,5 +105,5 @@ def verify_output(out_uri: str, manifest_uri: Optional[str] = None) -> Dict[str,
     # readers skip them and the next run of the stage removes them: worth a word, not a failure
     warnings = [f"temporary file left by an interrupted write: {t}" for t in _leftover_temporaries(out_uri)]
     return {"stage": stage, "ok": not problems, "problems": problems, "warnings": warnings,
-            "videos": len(per_video),
+            "videos": len(homes),
             "expected_videos": len(expected) if expected is not None else None, "counts": counts}

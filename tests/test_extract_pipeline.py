@@ -1,6 +1,5 @@
 """The extract stage end to end through the session's local Ray."""
 
-import shutil
 
 import pytest
 

@@ -5,7 +5,6 @@ parameters, combination, backbone fingerprint, embedding dim). npz is read with
 from __future__ import annotations
 
 import io
-import json
 from typing import Any, Dict, Tuple
 
 import numpy as np

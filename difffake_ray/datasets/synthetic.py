@@ -22,8 +22,9 @@ from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+import pyarrow as pa
 
-from .. import schema, storage
+from .. import storage
 from ..config import CorpusConfig
 
 SKIN_TONES = [(224, 172, 140), (198, 134, 98), (241, 194, 160), (160, 104, 72), (214, 160, 120),
@@ -128,7 +129,6 @@ def draw_face(canvas: np.ndarray, ident: Identity, pose: Pose, inner_only: bool 
 
     to_px = _transform(pose, ident.aspect)
     W = pose.width
-    H = W * ident.aspect
     yaw_shift = pose.yaw * 0.08
     ax = lambda a, b: (max(1, int(a * W)), max(1, int(b * W)))  # noqa: E731
     if not inner_only:
@@ -387,7 +387,7 @@ def planned_relpath(item: Dict[str, object]) -> str:
     return f"fake/{item['method']}/{stem}"
 
 
-def make_corpus(out_uri: str, cfg: Optional[CorpusConfig] = None, progress: bool = True) -> "pa.Table":  # noqa: F821
+def make_corpus(out_uri: str, cfg: Optional[CorpusConfig] = None, progress: bool = True) -> pa.Table:
     """Render the corpus under ``out_uri`` (real/, fake/<method>/) and write ``manifest.parquet``.
 
     Returns the manifest table. The same config gives the same videos and manifest.

@@ -8,7 +8,7 @@ the cheapest way to get 40 frames of a typical clip. Decoding stops after the la
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List
 
 import numpy as np
 

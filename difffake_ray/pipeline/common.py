@@ -37,6 +37,20 @@ def video_status_counts(table: pa.Table, status_column: str = "video_status") ->
     return dict(collections.Counter(t[status_column].to_pylist()))
 
 
+def output_counts(out_uri: str, status_column: str = "video_status") -> Dict[str, object]:
+    """{"videos": {status: n}, "rows": n, "ok_rows": n} over an output, one part file at a time:
+    every part holds whole videos, so per-part counts add up, and memory stays at one part."""
+    videos: collections.Counter = collections.Counter()
+    rows = ok_rows = 0
+    for f in storage.list_data_files(out_uri):
+        cols = ["video_id", status_column] + (["status"] if status_column != "status" else [])
+        t = storage.read_parquet_files([f], columns=cols)
+        videos.update(video_status_counts(t, status_column))
+        rows += t.num_rows
+        ok_rows += int(pc.sum(pc.equal(t["status"], "ok")).as_py() or 0)
+    return {"videos": dict(videos), "rows": rows, "ok_rows": ok_rows}
+
+
 def summary_line(stage: str, counts: Mapping[str, int], seconds: float, extra: str = "") -> str:
     n = sum(counts.values())
     ok = counts.get("ok", 0)

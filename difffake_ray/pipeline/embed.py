@@ -10,7 +10,7 @@ from .. import schema, storage
 from ..backbone import fingerprint, load_state
 from ..config import Config
 from ..runtime import ray_session, write_run_record
-from .common import summary_line, video_status_counts
+from .common import output_counts, summary_line
 from .parts import map_parts
 
 FACE_COLUMNS = schema.EMBEDDINGS_KEY_COLUMNS + ["crop"]
@@ -36,10 +36,10 @@ def run_embed(faces_uri: str, out_uri: str, backbone_uri: str, cfg: Config, prog
                   schema.embeddings_schema(dim), "embed", use_gpu_if_available=True,
                   gpus_per_actor=ecfg.num_gpus_per_actor, concurrency=None if ecfg.concurrency <= 1 else ecfg.concurrency,
                   in_columns=FACE_COLUMNS, progress=progress)
-    table = storage.read_parquet_dir(out_uri, columns=["video_id", "video_status", "status"])
-    counts = video_status_counts(table)
+    tally = output_counts(out_uri)
+    counts = tally["videos"]
     record = write_run_record(out_uri, "embed", cfg, inputs={"faces": faces_uri, "backbone": backbone_uri},
-                              counts={"videos": counts, "rows": table.num_rows}, started=started,
+                              counts={"videos": counts, "rows": tally["rows"]}, started=started,
                               extra={"embedding_dim": dim, "backbone_fingerprint": fingerprint(backbone_uri),
                                      "backbone_meta": meta, "perturbation": ecfg.perturbation})
     print(summary_line("embed", counts, time.time() - started, f"dim {dim}"), flush=True)

@@ -14,14 +14,13 @@ import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-import pyarrow as pa
 
 from .. import schema, storage
 from ..config import Config, ExtractConfig
 from ..datasets.manifest import load_manifest
 from ..faces.extractor import FaceExtractor
 from ..runtime import cluster_cpus, ray_session, write_run_record
-from .common import completed_video_ids, part_name, rows_to_dicts, summary_line, video_status_counts
+from .common import completed_video_ids, output_counts, part_name, rows_to_dicts, summary_line
 
 MANIFEST_RECORD = "_manifest.parquet"
 
@@ -87,14 +86,13 @@ def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] =
                 compute=ray.data.ActorPoolStrategy(size=min(workers, n_blocks)),
             )
             _drain(summaries, len(todo), progress)
-    faces = storage.read_parquet_dir(out_uri, columns=["video_id", "video_status", "status"])
-    counts = video_status_counts(faces)
-    n_faces = int(pa.compute.sum(pa.compute.equal(faces["status"], schema.FRAME_OK)).as_py() or 0)
+    tally = output_counts(out_uri)
+    counts, n_faces = tally["videos"], tally["ok_rows"]
     record = write_run_record(
         out_uri, "extract", cfg, inputs={"source": source, "adapter": adapter, "split": split,
                                          "adapter_options": adapter_options or {},
                                          "videos": manifest.num_rows, "resumed_skipped": len(done)},
-        counts={"videos": counts, "faces": n_faces, "rows": faces.num_rows}, started=started,
+        counts={"videos": counts, "faces": n_faces, "rows": tally["rows"]}, started=started,
     )
     seconds = time.time() - started
     record["summary"] = summary_line("extract", counts, seconds,

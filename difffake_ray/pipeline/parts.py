@@ -26,7 +26,7 @@ class PartMapper:
         self.partition_by, self.in_columns = partition_by, in_columns
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, List[Any]]:
-        files, rows_out, statuses = [], [], []
+        files, rows_out = [], []
         for f in batch["file"]:
             f = str(f)
             rows = storage.read_parquet_files([f], columns=self.in_columns).to_pylist()

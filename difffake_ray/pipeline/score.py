@@ -10,7 +10,7 @@ from .. import schema, storage
 from ..adm.persistence import load_model
 from ..config import Config
 from ..runtime import ray_session, write_run_record
-from .common import summary_line, video_status_counts
+from .common import output_counts, summary_line
 from .parts import map_parts
 
 EMB_COLUMNS = schema.MANIFEST_COLUMNS + ["video_status", "status", "error", "frame_index", "embedding"]
@@ -41,8 +41,7 @@ def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress:
                                                       s.seed),
                   schema.SCORES_SCHEMA, "score", partition_by="dataset", in_columns=EMB_COLUMNS, progress=progress,
                   use_gpu_if_available=s.gpus_per_actor > 0, gpus_per_actor=s.gpus_per_actor or 1.0)
-    table = storage.read_parquet_dir(out_uri, columns=["video_id", "status"])
-    counts = video_status_counts(table, "status")
+    counts = output_counts(out_uri, "status")["videos"]
     record = write_run_record(out_uri, "score", cfg, inputs={"embeddings": emb_uri, "model": model_uri},
                               counts={"videos": counts}, started=started,
                               extra={"score_direction": "higher = more likely real"})

@@ -12,7 +12,7 @@ The listed videos are the test split (518 videos); every other video is train.
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 from ..manifest import ManifestError
 from . import DATASET_ADAPTERS
