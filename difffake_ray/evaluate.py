@@ -12,6 +12,7 @@ import time
 from typing import Any, Dict, List
 
 import numpy as np
+import pandas as pd
 
 from . import schema, storage
 from .config import Config
@@ -51,39 +52,40 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     from sklearn.metrics import roc_curve
 
     started = time.time()
-    table = storage.read_parquet_dir(scores_uri, schema=schema.SCORES_SCHEMA).to_pylist()
+    # columns, not row dicts: a score table of millions of videos stays a few hundred MB
+    cols = ["video_id", "label", "dataset", "method", "split", "status", "score"]
+    df = storage.read_parquet_dir(scores_uri, columns=cols, schema=schema.SCORES_SCHEMA).to_pandas()
     if cfg.evaluate.split:
-        table = [r for r in table if r["split"] == cfg.evaluate.split]
-    scored = [r for r in table if r["score"] is not None and r["label"] in ("real", "fake")]
-    unscored = {}
-    for r in table:
-        if r["score"] is None:
-            unscored[r["status"]] = unscored.get(r["status"], 0) + 1
+        df = df[df["split"] == cfg.evaluate.split]
+    has_score = df["score"].notna()
+    labelled = df["label"].isin(["real", "fake"])
+    scored = df[has_score & labelled]
     metrics: Dict[str, Any] = {
         "convention": "score = mean pair log-likelihood under the real-pair GMM; higher = more real; "
                       "AUC of -score for detecting fakes (video level)",
-        "videos": len(table), "scored": len(scored), "not_scored_by_status": unscored,
-        "overall": video_auc([r["label"] for r in scored], np.array([r["score"] for r in scored])),
+        "videos": int(len(df)), "scored": int(len(scored)),
+        "scored_unlabelled": int((has_score & ~labelled).sum()),
+        "not_scored_by_status": {str(k): int(v) for k, v in df[~has_score]["status"].value_counts().items()},
+        "overall": video_auc(scored["label"].tolist(), scored["score"].to_numpy()),
         "per_dataset": {}, "per_method": {},
     }
-    for ds in sorted({r["dataset"] for r in scored}):
-        rows = [r for r in scored if r["dataset"] == ds]
-        metrics["per_dataset"][ds] = video_auc([r["label"] for r in rows], np.array([r["score"] for r in rows]))
-        reals = [r for r in rows if r["label"] == "real"]
-        for m in sorted({r["method"] for r in rows if r["label"] == "fake"}):
-            sub = reals + [r for r in rows if r["label"] == "fake" and r["method"] == m]
-            metrics["per_method"][f"{ds}/{m}"] = video_auc([r["label"] for r in sub],
-                                                           np.array([r["score"] for r in sub]))
+    curves = {"all": scored}
+    for ds, rows in scored.groupby("dataset", sort=True):
+        metrics["per_dataset"][ds] = video_auc(rows["label"].tolist(), rows["score"].to_numpy())
+        reals = rows[rows["label"] == "real"]
+        fakes = rows[rows["label"] == "fake"]
+        for m, sub_fakes in fakes.groupby("method", sort=True):
+            sub = pd.concat([reals, sub_fakes])
+            metrics["per_method"][f"{ds}/{m}"] = video_auc(sub["label"].tolist(), sub["score"].to_numpy())
+            curves[f"{ds}/{m}"] = sub
     storage.write_json_atomic(storage.join(out_uri, "metrics.json"), metrics)
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    for name, rows in [("all", scored)] + [(k, [r for r in scored if f"{r['dataset']}/{r['method']}" == k or
-                                                 (r["label"] == "real" and r["dataset"] == k.split("/")[0])])
-                                            for k in metrics["per_method"]]:
-        y = [1 if r["label"] == "fake" else 0 for r in rows]
+    for name, rows in curves.items():
+        y = (rows["label"] == "fake").astype(int).to_numpy()
         if len(set(y)) < 2:
             continue
-        fpr, tpr, _ = roc_curve(y, [-r["score"] for r in rows])
+        fpr, tpr, _ = roc_curve(y, -rows["score"].to_numpy())
         auc = metrics["overall"]["auc"] if name == "all" else metrics["per_method"][name]["auc"]
         ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})", lw=2 if name == "all" else 1)
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
@@ -95,15 +97,15 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, colour in (("real", "tab:blue"), ("fake", "tab:red")):
-        s = [r["score"] for r in scored if r["label"] == label]
-        if s:
+        s = scored.loc[scored["label"] == label, "score"].to_numpy()
+        if len(s):
             ax.hist(s, bins=30, alpha=0.6, color=colour, label=f"{label} ({len(s)})")
     ax.set_xlabel("video score (mean pair log-likelihood; higher = more real)")
     ax.set_ylabel("videos")
     ax.legend()
     storage.write_bytes_atomic(storage.join(out_uri, "score_hist.png"), _png(fig))
     write_run_record(out_uri, "evaluate", cfg, inputs={"scores": scores_uri},
-                     counts={"videos": len(table), "scored": len(scored)}, started=started)
+                     counts={"videos": int(len(df)), "scored": int(len(scored))}, started=started)
     o = metrics["overall"]
     print(f"evaluate: video AUC {o['auc']:.4f} ({o['n_real']} real, {o['n_fake']} fake; Youden-binarised "
           f"{o['youden_binarised_auc']:.4f}); report: {out_uri}/metrics.json, roc.png, score_hist.png", flush=True)
