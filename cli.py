@@ -16,10 +16,13 @@ from difffake_ray.submission import STAGES as SUBMITTABLE_STAGES
 
 
 def _load(ctx: click.Context, extra: Sequence[str] = ()):
-    from difffake_ray.config import load_config
+    from difffake_ray.config import ConfigError, load_config
 
     opts = ctx.find_root().obj
-    return load_config(opts["config"], list(opts["overrides"]) + list(extra))
+    try:
+        return load_config(opts["config"], list(opts["overrides"]) + list(extra))
+    except (ConfigError, FileNotFoundError) as exc:  # a config error: before any work, no traceback
+        _fail(exc)
 
 
 def _fail(exc: Exception) -> None:
@@ -77,6 +80,8 @@ def main(ctx: click.Context, config_path: Optional[str], overrides: Sequence[str
     """
     extra = list(overrides) + ([f"ray.address={address}"] if address else [])
     ctx.obj = {"config": config_path, "overrides": extra}
+    if not ctx.resilient_parsing:
+        _load(ctx)  # every command, even one that needs no config, rejects a wrong one up front
 
 
 @main.command("make-corpus")

@@ -116,17 +116,24 @@ def submit(address: str, stage: str, stage_args: List[str], config_yaml: str, *,
 
 def wait(address: str, job_id: str, follow: bool = False, token_file: Optional[str] = None,
          poll_s: float = 1.0, timeout_s: Optional[float] = None, out=sys.stdout) -> str:
-    """Wait for a terminal status, printing status changes (and the job's log when ``follow``)."""
+    """Wait for a terminal status, printing status changes; ``follow`` streams the job's log as it
+    grows (the Jobs API's log tail, which ends with the job)."""
     c = client(address, token_file)
-    started, last, printed = time.time(), None, 0
+    if follow:
+        import asyncio
+
+        async def tail() -> None:
+            async for chunk in c.tail_job_logs(job_id):
+                out.write(chunk)
+                out.flush()
+
+        try:
+            asyncio.run(asyncio.wait_for(tail(), timeout_s) if timeout_s else tail())
+        except Exception as exc:  # noqa: BLE001 - the status below still tells how the job ended
+            print(f"job {job_id}: log stream ended early ({exc!r})", file=out, flush=True)
+    started, last = time.time(), None
     while True:
         status = str(c.get_job_status(job_id)).split(".")[-1]
-        if follow:
-            logs = c.get_job_logs(job_id)
-            if len(logs) > printed:
-                out.write(logs[printed:])
-                out.flush()
-                printed = len(logs)
         if status != last:
             print(f"job {job_id}: {status}", file=out, flush=True)
             last = status

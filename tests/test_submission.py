@@ -1,0 +1,73 @@
+"""Ray Jobs submission helpers and the jobs/ entrypoints, without a cluster."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from difffake_ray import submission
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_entrypoint_arguments_are_quoted_never_interpreted():
+    args = ["s3://b/emb dir", "--adm", "x'; rm -rf / #", "$(whoami)"]
+    cmd = submission.entrypoint("score", args)
+    assert shlex.split(cmd) == ["python", "jobs/score.py", "--", *args]
+    assert submission.entrypoint("run-all", []).startswith("python jobs/run_all.py")
+    with pytest.raises(submission.SubmissionError, match="unknown stage"):
+        submission.entrypoint("rm", [])
+    for stage in submission.STAGES:  # every stage has its entrypoint file
+        assert os.path.isfile(os.path.join(ROOT, "jobs", stage.replace("-", "_") + ".py"))
+
+
+def test_token_is_found_where_ray_looks_for_it(tmp_path, monkeypatch):
+    for var in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert submission.find_auth_token() is None and submission.auth_headers() == {}
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("home-token\n")
+    assert submission.find_auth_token() == "home-token"
+    (tmp_path / "t").write_text("path-token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "t"))
+    assert submission.find_auth_token() == "path-token"
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "env-token")
+    assert submission.auth_headers() == {"Authorization": "Bearer env-token"}
+    (tmp_path / "f").write_text("file-token")
+    assert submission.find_auth_token(str(tmp_path / "f")) == "file-token"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert submission.auth_headers() == {}
+
+
+def test_runtime_env_ships_the_project_and_the_resolved_config():
+    env = submission.runtime_env("extract:\n  n_frames: 12\n")
+    assert env["working_dir"] == ROOT
+    assert ".venv/" in env["excludes"] and "out/" in env["excludes"]
+    assert env["env_vars"][submission.CONFIG_ENV].startswith("extract:")
+    assert "pip" not in env
+    pip = submission.runtime_env("", pip=True)["pip"]
+    assert any(r.startswith("ray[") for r in pip) and not any("pytest" in r for r in pip)
+
+
+def test_job_entrypoint_runs_the_stage_with_the_shipped_config(tmp_path):
+    """What the job's driver runs: jobs/<stage>.py -- ARGS, config from the environment."""
+    root = tmp_path / "FFIW10K"
+    for rel in ("source/val/val_00000.mp4", "target/val/val_00000.mp4"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"\x00")
+    env = dict(os.environ, **{submission.CONFIG_ENV: "corpus:\n  seed: 3\n"})
+    out = tmp_path / "m.csv"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "jobs", "manifest.py"), "--", "ffiw", str(root),
+                           str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "2 videos" in done.stdout and out.read_text().count("\n") == 3
+    # the shipped config is the one the stage loads: a wrong one fails before any work
+    env[submission.CONFIG_ENV] = "extract:\n  n_framez: 12\n"
+    bad = subprocess.run([sys.executable, os.path.join(ROOT, "jobs", "manifest.py"), "--", "ffiw", str(root),
+                          str(tmp_path / "m2.csv")], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "n_framez" in bad.stderr and not (tmp_path / "m2.csv").exists()
