@@ -38,3 +38,24 @@ def test_two_worker_training_checkpoints_exports_and_resumes(ray_local, faces, t
 def test_resume_without_checkpoint_is_a_clear_error(ray_local, faces, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         run_train(faces, str(tmp_path / "empty"), load_config(None, tiny_train_overrides(1)), resume=True)
+
+
+def test_checkpoints_cut_short_by_a_killed_worker_are_skipped(tmp_path):
+    """A worker killed while Ray persists a checkpoint leaves a folder Ray never registered."""
+    import json
+
+    from difffake_ray.pipeline.train import RAY_RUN_NAME, _checkpoint_dirs
+
+    root = tmp_path / RAY_RUN_NAME
+    for i, (meta, files) in enumerate([
+            ({"epoch": 0, "metrics": {"val_auc": 0.6}}, ("model.pt", "optimizer.pt")),  # complete
+            (None, ("model.pt", "optimizer.pt")),  # meta.json empty
+            ({"epoch": 2, "metrics": {"val_auc": 0.9}}, ("model.pt",))]):  # optimizer never arrived
+        d = root / f"checkpoint_2026-01-01_00-00-0{i}"
+        d.mkdir(parents=True)
+        (d / "meta.json").write_text(json.dumps(meta) if meta else "")
+        for f in files:
+            (d / f).write_bytes(b"weights")
+    (root / "checkpoint_manager_snapshot.json").write_text("{}")
+    assert [(e, a) for e, a, _ in _checkpoint_dirs(str(tmp_path))] == [(0, 0.6)]
+    assert latest_checkpoint(str(tmp_path)).endswith("checkpoint_2026-01-01_00-00-00")

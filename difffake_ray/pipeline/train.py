@@ -18,6 +18,7 @@ from .. import storage
 from ..config import Config
 from ..runtime import ray_session, write_run_record
 from ..train.data import TrainingDataError, load_real_faces, split_by_video
+from ..train.loop import META_FILE, MODEL_FILE, OPTIM_FILE
 
 RAY_RUN_NAME = "ray_train"
 BEST_FILE = "best.pt"
@@ -28,12 +29,22 @@ def _checkpoint_dirs(run_dir: str):
     """(epoch, val AUC, checkpoint URI) of every kept checkpoint, oldest first; any fsspec URI."""
     fs, path = storage.url_to_fs(run_dir)
     found = []
-    for meta in fs.glob(posixpath.join(path, RAY_RUN_NAME, "checkpoint_*", "meta.json")):
-        with fs.open(meta, "rb") as fh:
-            info = json.load(fh)
-        folder = posixpath.dirname(meta)
+    for folder in fs.glob(posixpath.join(path, RAY_RUN_NAME, "checkpoint_*")):
+        if not fs.isdir(folder):  # checkpoint_manager_snapshot.json
+            continue
         uri = fs.unstrip_protocol(folder) if "://" in run_dir else folder
-        found.append((info["epoch"], info["metrics"].get("val_auc", float("nan")), uri))
+        try:
+            with fs.open(posixpath.join(folder, META_FILE), "rb") as fh:
+                info = json.load(fh)
+            complete = all(fs.size(posixpath.join(folder, f)) > 0 for f in (MODEL_FILE, OPTIM_FILE))
+            epoch, auc = int(info["epoch"]), info["metrics"].get("val_auc", float("nan"))
+        except (OSError, ValueError, KeyError, TypeError):
+            complete = False
+        if not complete:
+            # a worker killed while Ray persisted this checkpoint: Ray never registered it
+            print(f"train: skipping incomplete checkpoint {uri}", flush=True)
+            continue
+        found.append((epoch, auc, uri))
     return sorted(found)
 
 
