@@ -82,6 +82,9 @@ def project_dependencies() -> List[str]:
 
 def runtime_env(config_yaml: str, env_file: Optional[str] = None, pip: bool = False) -> Dict[str, Any]:
     """jobs/runtime_env.yaml (or ``env_file``) with the working dir made absolute and the config added."""
+    if not (JOBS_DIR / "_entry.py").is_file():
+        raise SubmissionError(f"submit ships the project checkout as the job's working_dir, and {JOBS_DIR} is "
+                              "missing: run it from a source checkout of difffake-ray (pip install -e .)")
     path = Path(env_file) if env_file else DEFAULT_RUNTIME_ENV
     env = yaml.safe_load(path.read_text()) or {}
     wd = env.get("working_dir", ".")
