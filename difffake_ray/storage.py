@@ -18,6 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+TEMP_PREFIX = ".tmp-"  # atomic writes go to this hidden name first; readers skip it
+
+
 def is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
@@ -74,7 +77,7 @@ def write_bytes_atomic(uri: str, data: bytes) -> None:
     fs, path = url_to_fs(uri)
     parent, name = posixpath.split(path)
     fs.makedirs(parent, exist_ok=True)
-    tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{name}")
+    tmp = posixpath.join(parent, f"{TEMP_PREFIX}{uuid.uuid4().hex}-{name}")
     with fs.open(tmp, "wb") as fh:
         fh.write(data)
     fs.mv(tmp, path)
@@ -138,13 +141,19 @@ def read_parquet_dir(dir_uri: str, columns: Optional[List[str]] = None,
     return read_parquet_files(list_data_files(dir_uri), columns=columns, schema=schema)
 
 
-def remove_temporaries(dir_uri: str) -> int:
-    """Delete ``.tmp-*`` files an interrupted writer left under ``dir_uri``. A stage calls this
-    when it starts, before its own workers write (one driver per output folder)."""
+def list_temporaries(dir_uri: str) -> List[str]:
+    """``.tmp-*`` files under ``dir_uri``: what an interrupted atomic write left behind."""
     fs, path = url_to_fs(dir_uri)
     if not fs.exists(path):
-        return 0
-    stale = [p for p in fs.find(path) if posixpath.basename(p).startswith(".tmp-")]
+        return []
+    return sorted(p for p in fs.find(path) if posixpath.basename(p).startswith(TEMP_PREFIX))
+
+
+def remove_temporaries(dir_uri: str) -> int:
+    """Delete the temporaries an interrupted writer left under ``dir_uri``. A stage calls this
+    when it starts, before its own workers write (one driver per output folder)."""
+    stale = list_temporaries(dir_uri)
+    fs, _ = url_to_fs(dir_uri)
     for p in stale:
         fs.rm(p)
     return len(stale)

@@ -136,7 +136,7 @@ def wait(address: str, job_id: str, follow: bool = False, token_file: Optional[s
             print(f"job {job_id}: log stream ended early ({exc!r})", file=out, flush=True)
     started, last = time.time(), None
     while True:
-        status = str(c.get_job_status(job_id)).split(".")[-1]
+        status = _status_name(c.get_job_status(job_id))
         if status != last:
             print(f"job {job_id}: {status}", file=out, flush=True)
             last = status
@@ -147,9 +147,14 @@ def wait(address: str, job_id: str, follow: bool = False, token_file: Optional[s
         time.sleep(poll_s)
 
 
+def _status_name(status) -> str:
+    """JobStatus.SUCCEEDED (or 'SUCCEEDED') -> 'SUCCEEDED'."""
+    return str(status).split(".")[-1]
+
+
 def job_info(address: str, job_id: str, token_file: Optional[str] = None) -> Dict[str, Any]:
     info = client(address, token_file).get_job_info(job_id)
-    return {"job_id": job_id, "status": str(info.status).split(".")[-1], "entrypoint": info.entrypoint,
+    return {"job_id": job_id, "status": _status_name(info.status), "entrypoint": info.entrypoint,
             "message": info.message, "start_time": info.start_time, "end_time": info.end_time,
             "metadata": info.metadata}
 

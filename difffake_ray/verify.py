@@ -9,15 +9,13 @@ run record; temporary files left by an interrupted writer are reported as warnin
 from __future__ import annotations
 
 import collections
-import posixpath
 from typing import Any, Dict, List, Optional
 
 import pyarrow as pa
 
 from . import storage
+from .pipeline.common import MANIFEST_RECORD
 from .runtime import read_run_record
-
-MANIFEST_RECORD = "_manifest.parquet"
 
 
 def _manifest_for(out_uri: str, record: Dict[str, Any], depth: int = 0) -> Optional[pa.Table]:
@@ -34,11 +32,6 @@ def _manifest_for(out_uri: str, record: Dict[str, Any], depth: int = 0) -> Optio
         return _manifest_for(upstream, read_run_record(upstream), depth + 1)
     except FileNotFoundError:
         return None
-
-
-def _leftover_temporaries(out_uri: str) -> List[str]:
-    fs, path = storage.url_to_fs(out_uri)
-    return sorted(p for p in fs.find(path) if posixpath.basename(p).startswith(".tmp-"))
 
 
 def verify_output(out_uri: str, manifest_uri: Optional[str] = None) -> Dict[str, Any]:
@@ -103,7 +96,7 @@ def verify_output(out_uri: str, manifest_uri: Optional[str] = None) -> Dict[str,
     if recorded is not None and recorded != counts:
         problems.append(f"counts per status {counts} differ from the run record's {recorded}")
     # readers skip them and the next run of the stage removes them: worth a word, not a failure
-    warnings = [f"temporary file left by an interrupted write: {t}" for t in _leftover_temporaries(out_uri)]
+    warnings = [f"temporary file left by an interrupted write: {t}" for t in storage.list_temporaries(out_uri)]
     return {"stage": stage, "ok": not problems, "problems": problems, "warnings": warnings,
             "videos": len(homes),
             "expected_videos": len(expected) if expected is not None else None, "counts": counts}

@@ -10,7 +10,10 @@ from typing import Dict, Iterable, List, Mapping, Set
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import storage
+from .. import schema, storage
+
+# extract's copy of its manifest, beside its output: what later stages and `verify` answer to
+MANIFEST_RECORD = "_manifest.parquet"
 
 
 def part_name(video_ids: Iterable[str]) -> str:
@@ -47,7 +50,7 @@ def output_counts(out_uri: str, status_column: str = "video_status") -> Dict[str
         t = storage.read_parquet_files([f], columns=cols)
         videos.update(video_status_counts(t, status_column))
         rows += t.num_rows
-        ok_rows += int(pc.sum(pc.equal(t["status"], "ok")).as_py() or 0)
+        ok_rows += int(pc.sum(pc.equal(t["status"], schema.FRAME_OK)).as_py() or 0)
     return {"videos": dict(videos), "rows": rows, "ok_rows": ok_rows}
 
 

@@ -20,9 +20,7 @@ from ..config import Config, ExtractConfig
 from ..datasets.manifest import load_manifest
 from ..faces.extractor import FaceExtractor
 from ..runtime import cluster_cpus, ray_session, write_run_record
-from .common import completed_video_ids, output_counts, part_name, rows_to_dicts, summary_line
-
-MANIFEST_RECORD = "_manifest.parquet"
+from .common import MANIFEST_RECORD, completed_video_ids, output_counts, part_name, rows_to_dicts, summary_line
 
 
 class ExtractAndWrite:

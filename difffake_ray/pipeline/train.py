@@ -108,10 +108,10 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
     meta_out = {}
     for name, (epoch, auc, path) in ((BEST_FILE, best), (LAST_FILE, last)):
         backbone = create_backbone(tcfg.backbone, pretrained=False, num_classes=1)
-        backbone.load_state_dict(load_state(storage.join(path, "model.pt")))
+        backbone.load_state_dict(load_state(storage.join(path, MODEL_FILE)))
         meta_out[name] = export_embedder(backbone, storage.join(run_dir, name), tcfg.backbone, tcfg.image_size,
                                          extra={"epoch": epoch, "val_auc": auc, "checkpoint": path})
-    history = [storage.read_json(storage.join(p, "meta.json"))["metrics"] for _, _, p in found]
+    history = [storage.read_json(storage.join(p, META_FILE))["metrics"] for _, _, p in found]
     record = write_run_record(
         run_dir, "train", cfg, inputs={"faces": faces_uri, "resume": resume},
         counts={"train_faces": len(train_rows), "val_faces": len(val_rows),

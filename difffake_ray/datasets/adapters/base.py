@@ -4,7 +4,7 @@ building manifest rows with stable video ids, and failing with the expected layo
 from __future__ import annotations
 
 import posixpath
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import pyarrow as pa
 
@@ -17,17 +17,16 @@ class DatasetAdapter:
 
     dataset = "unknown"
     layout = ""
+    option_names: Tuple[str, ...] = ()
 
     def __init__(self, split: Optional[str] = None, **options):
         self.split = split
-        unknown = set(options) - set(self.option_names())
+        unknown = set(options) - set(self.option_names)
         if unknown:
             raise ManifestError(f"{self.dataset} adapter: unknown option(s) {', '.join(sorted(unknown))}; "
-                                f"known: {', '.join(self.option_names()) or '(none)'}")
+                                f"known: {', '.join(self.option_names) or '(none)'}")
         self.options = options
 
-    def option_names(self) -> List[str]:
-        return []
 
     def rows(self, root: str) -> Iterable[Dict[str, str]]:
         raise NotImplementedError

@@ -12,7 +12,7 @@ The listed videos are the test split (518 videos); every other video is train.
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict
 
 from ..manifest import ManifestError
 from . import DATASET_ADAPTERS
@@ -28,8 +28,7 @@ class CelebDFAdapter(DatasetAdapter):
     dataset = "Celeb-DF-v2"
     layout = __doc__
 
-    def option_names(self) -> List[str]:
-        return ["test_list"]
+    option_names = ("test_list",)
 
     def test_videos(self) -> Dict[str, str]:
         """'<folder>/<file>' -> label, from the official test list."""

@@ -12,7 +12,7 @@ videos: give ``ffpp_root`` (with FF++'s split files) to add the originals of the
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict
 
 from . import DATASET_ADAPTERS
 from .base import DatasetAdapter
@@ -23,8 +23,7 @@ class DeeperForensicsAdapter(DatasetAdapter):
     dataset = "DF1.0"
     layout = __doc__
 
-    def option_names(self) -> List[str]:
-        return ["variant", "ffpp_root", "ffpp_compression", "ffpp_splits_dir"]
+    option_names = ("variant", "ffpp_root", "ffpp_compression", "ffpp_splits_dir")
 
     def file_splits(self) -> Dict[str, str]:
         found: Dict[str, str] = {}

@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import posixpath
-from typing import List
 
 from ..manifest import ManifestError
 from . import DATASET_ADAPTERS
@@ -68,8 +67,7 @@ class DFDCPreviewAdapter(DatasetAdapter):
     dataset = "DFDC-preview"
     layout = __doc__
 
-    def option_names(self) -> List[str]:
-        return ["metadata"]
+    option_names = ("metadata",)
 
     def rows(self, root: str):
         meta = self.options.get("metadata") or self.path("dataset.json")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 from ... import storage
 from ..manifest import ManifestError
@@ -32,8 +32,7 @@ class FaceForensicsAdapter(DatasetAdapter):
     layout = __doc__
     default_methods = FFPP_METHODS
 
-    def option_names(self) -> List[str]:
-        return ["compression", "methods", "splits_dir", "include_originals"]
+    option_names = ("compression", "methods", "splits_dir", "include_originals")
 
     def __init__(self, split: Optional[str] = None, **options):
         super().__init__(split, **options)

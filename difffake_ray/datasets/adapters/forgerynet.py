@@ -34,8 +34,7 @@ class ForgeryNetAdapter(DatasetAdapter):
     dataset = "ForgeryNet"
     layout = __doc__
 
-    def option_names(self) -> List[str]:
-        return ["list_file", "per_method", "seed", "video_list"]
+    option_names = ("list_file", "per_method", "seed", "video_list")
 
     def list_file(self) -> str:
         if self.options.get("list_file"):
