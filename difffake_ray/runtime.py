@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import sys
@@ -38,7 +39,8 @@ def init_ray(ray_cfg: RayConfig) -> bool:
         # its speed (bench/train.py --dashboard). Its state API is then absent, which Ray Train's
         # placement-group cleaner reports every second: quiet_local_workers silences that.
         kwargs.update(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
-                      runtime_env={"worker_process_setup_hook": "difffake_ray.runtime.quiet_local_workers"})
+                      runtime_env={"worker_process_setup_hook": "difffake_ray.runtime.quiet_local_workers",
+                                   "env_vars": {"DIFFFAKE_VERBOSE": "1" if is_verbose() else "0"}})
         if ray_cfg.num_cpus:
             kwargs["num_cpus"] = ray_cfg.num_cpus
         if ray_cfg.num_gpus is not None:
@@ -48,22 +50,104 @@ def init_ray(ray_cfg: RayConfig) -> bool:
 
 
 def quiet_local_workers() -> None:
-    """Worker set-up hook of the local Ray (started without a dashboard, on purpose)."""
-    import logging
-
+    """Worker set-up hook of the local Ray (started without a dashboard, on purpose): its state API
+    is absent, which Ray Train's placement-group cleaner would report every second; and, unless
+    verbose, Ray Train's INFO lines (worker group start-up) stay out of the driver's output."""
     logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
+    if not is_verbose():
+        for name, level in QUIET_LOGGERS.items():
+            logging.getLogger(name).setLevel(level)
+
+
+# Output like a tool's: one progress bar and one summary line per stage. Ray's own INFO lines, its
+# token-auth notice and the core worker's actor-restart caveat (Ray Data's actor pools always keep
+# their constructor arguments in the object store) show only with -v.
+_VERBOSE = False
+NATIVE_NOISE = (b"has constructor arguments in the object store",)
+QUIET_LOGGERS = {"ray": logging.WARNING, "ray.data": logging.WARNING, "ray.train": logging.WARNING,
+                 "ray.tune": logging.WARNING, "ray._private.authentication.authentication_token_setup": logging.ERROR}
+
+
+def set_verbose(verbose: bool) -> None:
+    global _VERBOSE
+    _VERBOSE = bool(verbose)
+
+
+def is_verbose() -> bool:
+    return _VERBOSE or os.environ.get("DIFFFAKE_VERBOSE") == "1"
+
+
+@contextlib.contextmanager
+def quiet_native_stderr(noise=NATIVE_NOISE) -> Iterator[None]:
+    """Drop the lines of this process's fd 2 (where Ray's C++ core worker logs) that contain one of
+    ``noise``; everything else, progress bars included, passes through as it comes."""
+    import re
+    import threading
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (captured by a test runner): nothing to filter
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump():
+        pending = b""
+        while True:
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            pieces = re.split(rb"(?<=[\r\n])", pending)  # keep each \r or \n with its piece
+            pending = pieces.pop() if not pieces[-1].endswith((b"\n", b"\r")) else b""
+            out = b"".join(p for p in pieces if not any(n in p for n in noise))
+            if out:
+                os.write(saved, out)
+        if pending:
+            os.write(saved, pending)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the pump drains and stops
+        thread.join(timeout=5)
+        os.close(read_end)
+        os.close(saved)
+
+
+def _quiet_ray_logging() -> None:
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    try:
+        from ray.data import DataContext
+
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = False  # the stage draws its own bar
+        ctx.print_on_execution_start = False
+    except (ImportError, AttributeError):
+        pass
 
 
 @contextlib.contextmanager
 def ray_session(ray_cfg: RayConfig) -> Iterator[None]:
     import ray
 
-    started = init_ray(ray_cfg)
-    try:
-        yield
-    finally:
-        if started:
-            ray.shutdown()  # a driver's disconnect when attached; the local instance's end otherwise
+    quiet = not is_verbose() and not ray.is_initialized()
+    if quiet:
+        _quiet_ray_logging()
+    with (quiet_native_stderr() if quiet else contextlib.nullcontext()):
+        started = init_ray(ray_cfg)
+        try:
+            yield
+        finally:
+            if started:
+                ray.shutdown()  # a driver's disconnect when attached; the local instance's end otherwise
 
 
 def cluster_gpus() -> float:
@@ -124,3 +208,24 @@ def write_run_record(out_uri: str, stage: str, cfg: Config, inputs: Dict[str, An
 
 def read_run_record(out_uri: str) -> Dict[str, Any]:
     return storage.read_json(storage.join(out_uri, RUN_RECORD))
+
+
+# Beside a fitted anomaly model and a trained backbone: the videos each has seen. An honest
+# evaluation leaves them out (a score of a video the model was fitted on says nothing of detection).
+FITTED_VIDEOS = "_fitted_videos.parquet"
+TRAINED_VIDEOS = "_trained_videos.parquet"
+
+
+def write_seen_videos(out_uri: str, name: str, video_ids) -> None:
+    import pyarrow as pa
+
+    table = pa.table({"video_id": pa.array(sorted(set(video_ids)), pa.string())})
+    storage.write_parquet_atomic(table, storage.join(out_uri, name))
+
+
+def read_seen_videos(folder_uri: str, name: str) -> Optional[set]:
+    """The video ids recorded in ``folder_uri/name``; None when there is no such record."""
+    uri = storage.join(folder_uri, name)
+    if not storage.exists(uri):
+        return None
+    return set(storage.read_parquet_files([uri], columns=["video_id"])["video_id"].to_pylist())

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from difffake_ray.embed import PERTURBATIONS, CropEmbedder, perturb
+from difffake_ray.preprocess import InputSpec
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def test_embedder_applies_the_perturbation_and_marks_corrupt_crops(tmp_path, cro
     from difffake_ray.faces.codec import encode_image
 
     uri = str(tmp_path / "tiny.pt")
-    export_embedder(create_backbone("test_efficientnet", pretrained=False, num_classes=1), uri, "test_efficientnet", 64)
+    model = create_backbone("test_efficientnet", pretrained=False, num_classes=1)
+    export_embedder(model, uri, "test_efficientnet", InputSpec.from_model(model, 64))
     rows = [dict(video_id="v", uri="u", label="real", dataset="d", method="m", split="test", video_status="ok",
                  status="ok", error=None, frame_index=i, crop=encode_image(crop)) for i in range(2)]
     rows[1]["crop"] = b"not an image"

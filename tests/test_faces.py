@@ -129,3 +129,39 @@ def test_faceless_video_is_recorded_not_dropped(tmp_path):
     assert {r["status"] for r in rows} == {schema.FRAME_NO_FACE}
     assert {r["video_status"] for r in rows} == {schema.NO_FACE}
     assert "no face" in rows[0]["error"]
+
+
+def _iou(a, b):
+    ax0, ay0, aw, ah = a
+    bx0, by0, bw, bh = b
+    iw = max(0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
+    ih = max(0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
+    return iw * ih / float(aw * ah + bw * bh - iw * ih)
+
+
+def test_face_tracking_searches_near_the_last_face_and_finds_the_same_face(monkeypatch):
+    """With tracking, every frame after the first is searched near the previous face first, and the
+    boxes agree with a full-frame search; a frame where the local search fails falls back."""
+    import difffake_ray.faces.extractor as extractor_module
+
+    frames = render_real(np.random.default_rng(9), 640, 360, 40)[::5]
+    calls = []
+    real_detect_near = extractor_module.detect_near
+
+    def counting(detector, image, box):
+        calls.append(tuple(box))
+        return real_detect_near(detector, image, box)
+
+    monkeypatch.setattr(extractor_module, "detect_near", counting)
+    tracked = FaceExtractor(ExtractConfig(track_faces=True))
+    full = FaceExtractor(ExtractConfig(track_faces=False))
+    boxes_t = [tracked.face_fields(f).get("box") for f in frames]
+    n_tracked_calls = len(calls)
+    boxes_f = [full.face_fields(f).get("box") for f in frames]
+    assert len(calls) == n_tracked_calls  # the untracked extractor never searched locally
+    found = [(a, b) for a, b in zip(boxes_t, boxes_f) if a is not None and b is not None]
+    assert n_tracked_calls >= len(found) - 1 >= 5
+    assert all(_iou(a, b) > 0.6 for a, b in found)
+    # a frame with no face nearby: the local search finds nothing, the full search still runs
+    tracked._previous_box = np.array([0, 0, 40, 40])
+    assert tracked.face_fields(frames[0])["status"] == schema.FRAME_OK

@@ -163,12 +163,13 @@ def test_embed_and_score_resume_an_interrupted_output(ray_local, faces, tmp_path
     from difffake_ray.pipeline.embed import run_embed
     from difffake_ray.pipeline.parts import DONE_DIR
     from difffake_ray.pipeline.score import read_scores, run_score
+    from difffake_ray.preprocess import InputSpec
 
     cfg = fast_config()
     cfg.fit.min_frame_gap = cfg.score.min_frame_gap = 1
     backbone = str(tmp_path / "tiny.pt")
-    export_embedder(create_backbone("test_efficientnet", pretrained=False, num_classes=1), backbone,
-                    "test_efficientnet", 64)
+    tiny = create_backbone("test_efficientnet", pretrained=False, num_classes=1)
+    export_embedder(tiny, backbone, "test_efficientnet", InputSpec.from_model(tiny, 64))
     emb, adm, scores = (str(tmp_path / d) for d in ("emb", "adm", "scores"))
     run_embed(faces, emb, backbone, cfg, progress=False)
     run_fit(emb, adm, cfg)

@@ -12,6 +12,7 @@ from difffake_ray.evaluate import run_evaluate
 from difffake_ray.pipeline.embed import run_embed
 from difffake_ray.pipeline.score import read_scores, run_score
 from difffake_ray.pipeline.train import run_train
+from difffake_ray.runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_seen_videos
 
 from .conftest import tiny_train_overrides
 
@@ -56,4 +57,13 @@ def test_embed_fit_score_evaluate(ray_local, faces, tmp_path):
     assert "synthetic/faceswap" in metrics["per_method"]
     for f in ("metrics.json", "roc.png", "score_hist.png"):
         assert os.path.getsize(os.path.join(report, f)) > 1000 or f == "metrics.json"
-    assert json.load(open(os.path.join(report, "metrics.json")))["videos"] == len(videos)
+    # the videos the GMM was fitted on and the backbone trained on are left out, and counted
+    left_out = metrics["left_out_seen"]
+    fitted = read_seen_videos(adm, FITTED_VIDEOS)
+    trained = read_seen_videos(run, TRAINED_VIDEOS)
+    assert fitted and trained and fitted <= trained  # fit and train both use the real training split
+    assert left_out["fitted"] == len(fitted) and left_out["trained"] == len(trained - fitted)
+    assert json.load(open(os.path.join(report, "metrics.json")))["videos"] == len(videos) - len(trained)
+    assert metrics["overall"]["n_real"] + metrics["overall"]["n_fake"] == metrics["scored"]
+    everything = run_evaluate(scores, str(tmp_path / "all"), load_config(None, ["evaluate.exclude_seen=false"]))
+    assert everything["videos"] == len(videos) and everything["left_out_seen"]["fitted"] == 0

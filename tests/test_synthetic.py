@@ -9,7 +9,7 @@ def test_same_seed_same_video():
     cfg = CorpusConfig(n_videos=4, include_astronaut=False)
     a, b = plan_corpus(cfg)[0], plan_corpus(cfg)[0]
     assert a == b
-    fa, fb = render_planned(a, 25)[:3], render_planned(b, 25)[:3]
+    fa, fb = render_planned(a, 25)[0][:3], render_planned(b, 25)[0][:3]
     assert all((x == y).all() for x, y in zip(fa, fb))
 
 

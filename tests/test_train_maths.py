@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -54,17 +56,19 @@ def test_sam_second_pass_leaves_batchnorm_statistics_alone():
     model = Counting()
     opt = SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1)
     x = torch.randn(32, 4) * 3 + 1
-    snapshots = []
+    before_pass = []
 
     def loss_fn(m):
-        out = m(x).sum()
-        snapshots.append(m.bn.running_mean.clone())
-        return out, None
+        before_pass.append((m.bn.running_mean.clone(), m.bn.num_batches_tracked.clone()))
+        return m(x).sum(), None
 
+    initial = model.bn.running_mean.clone()
     sam_step(model, opt, loss_fn)
-    after = model.bn.running_mean
-    # updated by the first pass, not by the second: the value after the step is the first's
-    assert torch.allclose(after, snapshots[1]) and not torch.allclose(snapshots[0], torch.zeros(4))
+    after_first_pass = before_pass[1][0]
+    assert not torch.allclose(after_first_pass, initial)  # the first pass updated the statistics
+    # the second pass ran at the perturbed weights and must not have moved them again
+    assert torch.equal(model.bn.running_mean, after_first_pass)
+    assert model.bn.momentum == 0.1  # restored for the next step's first pass
 
 
 def test_sam_state_dict_round_trip_keeps_momentum():
@@ -96,3 +100,62 @@ def test_confident_real_centres_use_the_top_k():
     prob = np.concatenate([np.full(50, 0.99), np.full(50, 0.1)])
     centres = confident_real_centres(feats, prob, top_k=50, n_clusters=2)
     assert centres.shape == (2, 3) and (centres > 4).all()
+
+
+def _ddp_sam_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    """One DDP replica: its own batch, one SAM step; writes what it saw."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.manual_seed(0)  # the same initial weights on both replicas
+    model = DDP(nn.Linear(4, 1))
+    opt = SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1)
+    g = torch.Generator().manual_seed(100 + rank)  # a different batch per replica
+    x, y = torch.randn(16, 4, generator=g), torch.rand(16, generator=g)
+    perturbed = []
+
+    def loss_fn(m):
+        perturbed.append(m.module.weight.detach().clone())
+        return ((m(x).squeeze(-1) - y) ** 2).mean(), None
+
+    sam_step(model, opt, loss_fn)
+    torch.save({"perturbed": perturbed[1], "after": model.module.weight.detach().clone()},
+               os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_sam_under_ddp_perturbs_per_replica_and_steps_together(tmp_path):
+    """First backward in no_sync: each replica climbs along its own gradient (perturbed weights
+    differ); second backward all-reduced: the updated weights are the same on every replica."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_sam_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert not torch.allclose(r0["perturbed"], r1["perturbed"])
+    assert torch.allclose(r0["after"], r1["after"])
+
+
+def test_nrs_weights_enter_the_training_loss():
+    """train_step with NRS centres on the pseudo-fakes' own features down-weights them: the loss
+    of the same step is lower than without NRS."""
+    from difffake_ray.backbone import DetectorNet, create_backbone
+    from difffake_ray.config import TrainConfig
+    from difffake_ray.train.loop import make_optimizer, train_step
+
+    cfg = TrainConfig(backbone="test_efficientnet", pretrained=False, channels_last=False, lr=0.0, sam_rho=0.0)
+    torch.manual_seed(0)
+    real, fake = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+
+    def step(centres):
+        torch.manual_seed(1)
+        net = DetectorNet(create_backbone("test_efficientnet", pretrained=False, num_classes=1)).eval()
+        loss, _, feats = train_step(net, make_optimizer(net, cfg), real, fake, torch.device("cpu"), False,
+                                    centres, 100, cfg)
+        return loss.item(), feats
+
+    plain, feats = step(None)
+    weighted, _ = step(feats[4:].numpy())  # every pseudo-fake sits on a centre: d = 0
+    t = 100 / cfg.nrs_beta
+    assert weighted < plain
+    assert weighted == pytest.approx(plain * (0.5 + 0.5 * (1 - t)), rel=0.35)  # fakes' half weighted by 1 - t

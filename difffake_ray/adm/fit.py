@@ -3,60 +3,103 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import pyarrow.compute as pc
 
 from .. import schema, storage
 from ..config import Config
-from ..runtime import read_run_record, write_run_record
+from ..runtime import FITTED_VIDEOS, read_run_record, write_run_record, write_seen_videos
 from .combinations import combine_pairs
 from .models import create_anomaly_model
 from .persistence import save_model
 
 
 def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap: int, seed: int,
-                           l2_normalize: bool, split: str = "train") -> np.ndarray:
+                           l2_normalize: bool, split: str = "train") -> Tuple[np.ndarray, np.ndarray]:
+    """-> (pair features (N, D), the video id of each row (N,))."""
     from ..score import group_video_embeddings, video_pairs
 
     cols = schema.MANIFEST_COLUMNS + ["video_status", "status", "error", "frame_index", "embedding"]
     t = storage.read_parquet_dir(emb_uri, columns=cols)
     t = t.filter(pc.and_(pc.and_(pc.equal(t["label"], "real"), pc.equal(t["split"], split)),
                          pc.equal(t["status"], schema.FRAME_OK)))
-    feats = []
+    feats, owners = [], []
     for vid, v in sorted(group_video_embeddings(t.to_pylist()).items()):
         if len(v["frames"]) < 2:
             continue
         emb = np.asarray(v["emb"], np.float32)
         if combination == "single":  # the single-frame baseline: every frame on its own
             feats.append(combine_pairs("single", emb, emb, l2_normalize))
-            continue
-        pairs = video_pairs(vid, v["frames"], n_pairs, min_gap, seed)
-        feats.append(combine_pairs(combination, emb[pairs[:, 0]], emb[pairs[:, 1]], l2_normalize))
+        else:
+            pairs = video_pairs(vid, v["frames"], n_pairs, min_gap, seed)
+            feats.append(combine_pairs(combination, emb[pairs[:, 0]], emb[pairs[:, 1]], l2_normalize))
+        owners.append(np.full(len(feats[-1]), vid, dtype=object))
     if not feats:
         raise ValueError(f"{emb_uri}: no real video of split {split!r} has two usable faces to pair")
-    return np.concatenate(feats)
+    return np.concatenate(feats), np.concatenate(owners)
+
+
+def select_reg_covar(X: np.ndarray, groups: np.ndarray, grid, n_folds: int, make_model) -> Dict[str, Any]:
+    """The covariance regularisation that best predicts held-out real videos: grouped K-fold (a
+    video's pairs never straddle train and held-out), mean held-out log-likelihood per grid value.
+    Uses real videos only, like the fit itself."""
+    from sklearn.model_selection import GroupKFold
+
+    folds = list(GroupKFold(n_splits=min(n_folds, len(np.unique(groups)))).split(X, groups=groups))
+    held_out = []
+    for reg in grid:
+        lls = []
+        for train_idx, test_idx in folds:
+            try:
+                lls.append(float(np.mean(make_model(reg).fit(X[train_idx]).score_samples(X[test_idx]))))
+            except (ValueError, np.linalg.LinAlgError):  # a singular fit at this regularisation
+                lls.append(float("-inf"))
+        held_out.append(float(np.mean(lls)))
+    best = int(np.argmax(held_out))
+    return {"grid": [float(g) for g in grid], "held_out_loglik": held_out, "chosen": float(grid[best]),
+            "folds": len(folds)}
 
 
 def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     started = time.time()
     f = cfg.fit
-    X = collect_training_pairs(emb_uri, f.combination, f.pairs_per_video, f.min_frame_gap, f.seed,
-                               f.l2_normalize, f.split)
-    model = create_anomaly_model(f.anomaly_model, n_components=f.n_components, covariance_type=f.covariance_type,
-                                 max_iter=f.max_iter, reg_covar=f.reg_covar, seed=f.seed).fit(X)
+    X, owners = collect_training_pairs(emb_uri, f.combination, f.pairs_per_video, f.min_frame_gap, f.seed,
+                                       f.l2_normalize, f.split)
+
+    def make_model(reg_covar: float):
+        return create_anomaly_model(f.anomaly_model, n_components=f.n_components, covariance_type=f.covariance_type,
+                                    max_iter=f.max_iter, reg_covar=reg_covar, seed=f.seed)
+
+    n, dim = X.shape
+    small = {"pairs": int(n), "dim": int(dim), "pairs_per_dim": round(n / dim, 3),
+             "threshold_pairs_per_dim": f.min_pairs_per_dim, "remedy": "none", "reg_covar": f.reg_covar}
+    if f.anomaly_model == "gmm" and n < f.min_pairs_per_dim * dim:
+        note = (f"fit: {n} pairs for {dim} dimensions ({n / dim:.2f} per dimension, under "
+                f"{f.min_pairs_per_dim}): too few for a full covariance at reg_covar {f.reg_covar:g}")
+        if f.small_data_remedy == "select_reg_covar":
+            choice = select_reg_covar(X, owners, f.reg_covar_grid, f.reg_covar_folds, make_model)
+            small.update(remedy="select_reg_covar", reg_covar=choice["chosen"], selection=choice)
+            note += f"; reg_covar {choice['chosen']:g} chosen on held-out real videos ({choice['folds']}-fold)"
+        else:
+            note += "; fitted as asked (fit.small_data_remedy=none)"
+        print(note, flush=True)
+    model = make_model(small["reg_covar"]).fit(X)
     try:
         emb_record = read_run_record(emb_uri)
     except FileNotFoundError:
         emb_record = {}
+    fitted = sorted(set(owners.tolist()))
     meta = {"anomaly_model": f.anomaly_model, "combination": f.combination, "l2_normalize": f.l2_normalize,
-            "embedding_dim": int(X.shape[1]), "n_training_pairs": int(X.shape[0]),
+            "embedding_dim": int(X.shape[1]), "n_training_pairs": int(X.shape[0]), "n_fitted_videos": len(fitted),
+            "small_data": small,
             "backbone_fingerprint": emb_record.get("backbone_fingerprint"), "embeddings": emb_uri,
             "score_direction": "higher = more likely real (log-likelihood under real pairs)"}
     save_model(model, out_uri, meta)
-    write_run_record(out_uri, "fit", cfg, inputs={"embeddings": emb_uri}, counts={"pairs": int(X.shape[0])},
-                     started=started)
-    print(f"fit: {f.anomaly_model} on {X.shape[0]} {f.combination} pairs of dim {X.shape[1]} -> {out_uri}",
-          flush=True)
+    write_seen_videos(out_uri, FITTED_VIDEOS, fitted)
+    write_run_record(out_uri, "fit", cfg, inputs={"embeddings": emb_uri},
+                     counts={"pairs": int(X.shape[0]), "videos": len(fitted)}, started=started)
+    print(f"fit: {f.anomaly_model} on {X.shape[0]} {f.combination} pairs of dim {X.shape[1]} from {len(fitted)} "
+          f"real videos (reg_covar {small['reg_covar']:g}) -> {out_uri} ({time.time() - started:.1f} s)", flush=True)
     return meta

@@ -1,13 +1,16 @@
-"""Synthetic face videos that OpenCV's Haar cascade detects: the project's test and demo data.
+"""Synthetic face videos that OpenCV's Haar cascade detects: the project's test, demo and quality data.
 
 A face is drawn from an ``Identity`` (skin tone, proportions, hair, eye colour) in a ``Pose``
-(position, size, roll, yaw, mouth opening, blink) on a textured background.
+(position, size, roll, yaw, mouth opening, blink) on a textured background, and recorded through a
+``Camera`` whose ``Look`` (exposure drift, colour cast, focus, noise, compression) varies per video.
+Each split has its own pool of identities, several videos each.
 
 - real videos: one identity whose head drifts, turns, rolls, talks and blinks smoothly over time;
-- fake ``faceswap``: the inner face of another identity blended into the target's head through a
-  soft mask that jitters in scale and offset from frame to frame, with a colour mismatch;
-- fake ``flicker``: one identity whose inner face gets a per-frame colour shift and a boundary
-  whose blur changes from frame to frame (temporal inconsistencies, as in real deepfakes);
+- fakes, one ``method`` per manipulation kind, each re-fitted frame by frame as generators are:
+  ``faceswap`` (another identity's whole face), ``inner_swap`` (inner face with colour and
+  resolution mismatch), ``mouth_reenact`` (lip-sync: the mouth redrawn to another speech track at
+  low resolution), ``eye_edit`` (another identity's eyes and brows), ``gan_smooth`` (the recorded
+  face re-synthesised without its camera texture), ``flicker`` (per-frame colour and boundary);
 - ``astronaut``: a real photograph (``skimage.data.astronaut()``) panned and zoomed slowly.
 
 Videos are H.264 (PyAV/libx264), deterministic for a given seed and index.
@@ -188,23 +191,6 @@ def inner_face_mask(shape: Tuple[int, int], ident: Identity, pose: Pose, scale: 
     return cv2.GaussianBlur(mask, (k, k), 0)
 
 
-class SensorNoise:
-    """Camera-like noise, drawn once per video and rolled per frame (drawing a fresh 720p normal
-    field per frame cost more than rendering the face)."""
-
-    def __init__(self, rng: np.random.Generator, h: int, w: int, sigma: float = 2.5):
-        self.bank = np.clip(rng.normal(0, sigma, (2 * h, w, 3)), -8, 8).astype(np.int16)
-        self.h = h
-        self.rng = rng
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        import cv2
-
-        frame = cv2.GaussianBlur(frame, (3, 3), 0)
-        off = int(self.rng.integers(self.h))
-        return np.clip(frame.astype(np.int16) + self.bank[off:off + self.h], 0, 255).astype(np.uint8)
-
-
 def _face_roi(pose: Pose, w: int, h: int, margin: float = 0.85):
     r = int(pose.width * margin)
     x0, y0 = max(0, int(pose.cx) - r), max(0, int(pose.cy) - r)
@@ -218,61 +204,230 @@ def _blend_roi(frame: np.ndarray, layer: np.ndarray, mask: np.ndarray, roi) -> n
     return frame
 
 
-def render_real(rng, w, h, n_frames) -> List[np.ndarray]:
-    ident = random_identity(rng)
+@dataclass
+class Look:
+    """How one video was captured: the natural variation between real videos (exposure drift,
+    colour cast, focus, sensor noise, compression). Fakes are rendered through the same kind of
+    look, so that none of it tells a fake from a real."""
+
+    gain: float  # amplitude of the slow exposure drift
+    gain_hz: float
+    phase: float
+    cast: Tuple[float, float, float]  # per-channel colour gain
+    focus: int  # odd Gaussian kernel of the lens blur (1: sharp)
+    noise: float  # sensor noise sigma
+    crf: int  # H.264 quality of the upload
+
+
+def random_look(rng: np.random.Generator) -> Look:
+    return Look(gain=float(rng.uniform(0.0, 0.08)), gain_hz=float(rng.uniform(0.05, 0.4)),
+                phase=float(rng.uniform(0, 2 * math.pi)), cast=tuple(float(v) for v in rng.uniform(0.92, 1.08, 3)),
+                focus=int(rng.choice([1, 3, 3, 5])), noise=float(rng.uniform(1.5, 4.0)), crf=int(rng.integers(18, 29)))
+
+
+class Camera:
+    """The capture of one video: lens blur, exposure drift and colour cast, then sensor noise
+    (drawn once per video and rolled per frame: a fresh 720p normal field per frame cost more than
+    rendering the face)."""
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, look: Optional[Look] = None, fps: int = 25):
+        self.look = look or random_look(rng)
+        self.bank = np.clip(rng.normal(0, self.look.noise, (2 * h, w, 3)), -10, 10).astype(np.float32)
+        self.h, self.rng, self.fps, self.i = h, rng, fps, 0
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        import cv2
+
+        lk = self.look
+        k = max(3, lk.focus)
+        frame = cv2.GaussianBlur(frame, (k, k), 0)
+        gain = 1.0 + lk.gain * math.sin(2 * math.pi * lk.gain_hz * self.i / self.fps + lk.phase)
+        self.i += 1
+        off = int(self.rng.integers(self.h))
+        out = frame.astype(np.float32) * (np.asarray(lk.cast, np.float32) * gain) + self.bank[off:off + self.h]
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _render(rng, w, h, n_frames, ident: Identity, look: Optional[Look],
+            edit: Optional[Callable] = None, after_capture: bool = False) -> List[np.ndarray]:
+    """Frames of ``ident`` moving on a textured background through one camera: the shared loop of
+    the real and fake renderers. ``edit(frame, pose, roi) -> (layer, mask)`` is blended in over the
+    face region of each frame, before the capture (a face pasted into the scene) or after it (a
+    generator that re-synthesises the recorded face)."""
     bg = textured_background(rng, w, h)
-    finish = SensorNoise(rng, h, w)
+    camera = Camera(rng, h, w, look)
     frames = []
     for pose in pose_track(rng, n_frames, w, h):
         f = bg.copy()
         draw_face(f, ident, pose)
-        frames.append(finish(f))
+        if edit is not None and after_capture:
+            f = camera(f)
+        if edit is not None:
+            roi = _face_roi(pose, w, h)
+            layer, mask = edit(f, pose, roi)
+            f = _blend_roi(f, layer, mask, roi)
+        frames.append(f if edit is not None and after_capture else camera(f))
     return frames
 
 
-def _render_blended(rng, w, h, n_frames, ident: Identity, bg: np.ndarray, finish: SensorNoise,
-                    make_layer: Callable) -> List[np.ndarray]:
-    """Frames of ``ident`` on ``bg``, each blended with ``make_layer(frame, pose, roi) -> (layer,
-    mask)`` inside the face region: the shared loop of the fake renderers."""
-    frames = []
-    for pose in pose_track(rng, n_frames, w, h):
-        f = bg.copy()
-        draw_face(f, ident, pose)
-        roi = _face_roi(pose, w, h)
-        layer, mask = make_layer(f, pose, roi)
-        frames.append(finish(_blend_roi(f, layer, mask, roi)))
-    return frames
+def render_real(rng, w, h, n_frames, ident: Optional[Identity] = None, look: Optional[Look] = None,
+                source: Optional[Identity] = None) -> List[np.ndarray]:
+    return _render(rng, w, h, n_frames, ident or random_identity(rng), look)
 
 
-def render_faceswap(rng, w, h, n_frames) -> List[np.ndarray]:
-    target, source = random_identity(rng), random_identity(rng)
-    bg = textured_background(rng, w, h)
-    colour_shift = rng.normal(0, 10, 3)
-    finish = SensorNoise(rng, h, w)
+# Per-frame colour jitter (sd, 0-255 units) of a generated region: frame-by-frame generators do not
+# hold colour steady, the most common temporal artefact of face manipulation.
+FLICKER = 5.0
 
-    def swapped_face(f, pose, roi):
+
+def _low_resolution(layer: np.ndarray, roi, factor: float) -> np.ndarray:
+    """The face region rendered at 1/factor of its size and upscaled: a generator's output size."""
+    import cv2
+
+    patch = layer[roi]
+    ph, pw = patch.shape[:2]
+    if factor <= 1 or ph < 8 or pw < 8:
+        return layer
+    small = cv2.resize(patch, (max(2, int(pw / factor)), max(2, int(ph / factor))), interpolation=cv2.INTER_AREA)
+    layer[roi] = cv2.resize(small, (pw, ph), interpolation=cv2.INTER_LINEAR)
+    return layer
+
+
+def _jittered(pose: Pose, rng, scale: float = 0.04, roll: float = 2.0) -> Pose:
+    """The pose a generator fitted to this frame: its fit to the head jitters from frame to frame."""
+    return replace(pose, width=pose.width * rng.uniform(1 - scale, 1 + scale), roll=pose.roll + rng.normal(0, roll))
+
+
+def _region_mask(shape, ident: Identity, pose: Pose, centre, axes, blur: int, rng, jitter: float = 0.015):
+    """Soft elliptical mask at face-local ``centre`` with ``axes`` (face widths), offset per frame."""
+    import cv2
+
+    mask = np.zeros(shape, np.float32)
+    off = rng.normal(0, jitter, 2)
+    to_px = _transform(replace(pose, cx=pose.cx + off[0] * pose.width, cy=pose.cy + off[1] * pose.width), ident.aspect)
+    W = pose.width
+    cv2.ellipse(mask, to_px(*centre), (max(1, int(axes[0] * W)), max(1, int(axes[1] * W))), pose.roll, 0, 360, 1.0, -1)
+    k = max(3, int(blur) | 1)
+    return cv2.GaussianBlur(mask, (k, k), 0)
+
+
+def render_faceswap(rng, w, h, n_frames, ident: Optional[Identity] = None, look: Optional[Look] = None,
+                    source: Optional[Identity] = None) -> List[np.ndarray]:
+    """Whole-face swap: another identity's face (skin, brows, eyes, nose, mouth) over the target's
+    head, colour-corrected towards the target's skin but not fully, re-fitted every frame."""
+    target, source = ident or random_identity(rng), source or random_identity(rng)
+    skin = tuple(int(0.7 * t + 0.3 * s) for t, s in zip(target.skin, source.skin))
+    swapped = replace(source, aspect=target.aspect, skin=skin)
+    factor = float(rng.uniform(1.0, 2.0))
+
+    def edit(f, pose, roi):
         layer = f.copy()
-        # the swapped face is regenerated per frame: its fit to the head jitters
-        jitter = replace(pose, width=pose.width * rng.uniform(0.96, 1.04), roll=pose.roll + rng.normal(0, 2.0))
-        draw_face(layer, replace(source, aspect=target.aspect), jitter, inner_only=True)
-        layer[roi] = np.clip(layer[roi] + colour_shift + rng.normal(0, 4, 3), 0, 255)
+        draw_face(layer, swapped, _jittered(pose, rng), inner_only=True)
+        layer[roi] = np.clip(layer[roi] + rng.normal(0, FLICKER, 3), 0, 255)
+        layer = _low_resolution(layer, roi, factor)
+        mask = _region_mask((h, w), target, pose, (0, 0.02), (0.47, 0.47 * target.aspect), int(rng.integers(9, 31)), rng)
+        return layer, mask
+
+    return _render(rng, w, h, n_frames, target, look, edit)
+
+
+def render_inner_swap(rng, w, h, n_frames, ident: Optional[Identity] = None, look: Optional[Look] = None,
+                      source: Optional[Identity] = None) -> List[np.ndarray]:
+    """Inner-face swap (brows to chin) with a colour mismatch and a lower resolution than the frame."""
+    target, source = ident or random_identity(rng), source or random_identity(rng)
+    colour_shift = rng.normal(0, 10, 3)
+    factor = float(rng.uniform(1.5, 3.5))
+
+    def edit(f, pose, roi):
+        layer = f.copy()
+        draw_face(layer, replace(source, aspect=target.aspect), _jittered(pose, rng), inner_only=True)
+        layer[roi] = np.clip(layer[roi] + colour_shift + rng.normal(0, FLICKER, 3), 0, 255)
+        layer = _low_resolution(layer, roi, factor)
         return layer, inner_face_mask((h, w), target, pose, scale=rng.uniform(0.95, 1.05),
                                       blur=int(rng.integers(7, 31)), offset=tuple(rng.normal(0, 0.015, 2)))
 
-    return _render_blended(rng, w, h, n_frames, target, bg, finish, swapped_face)
+    return _render(rng, w, h, n_frames, target, look, edit)
 
 
-def render_flicker(rng, w, h, n_frames) -> List[np.ndarray]:
-    ident = random_identity(rng)
-    bg = textured_background(rng, w, h)
-    finish = SensorNoise(rng, h, w)
+def render_mouth_reenact(rng, w, h, n_frames, ident: Optional[Identity] = None, look: Optional[Look] = None,
+                         source: Optional[Identity] = None) -> List[np.ndarray]:
+    """Lip-sync style reenactment: the mouth region redrawn to another speech track, at a
+    generator's low resolution, pasted through a mask around the mouth and lower face."""
+    ident = ident or random_identity(rng)
+    factor = float(rng.uniform(2.0, 4.0))
+    speech_hz, speech_phase = rng.uniform(2.0, 4.0), rng.uniform(0, 6)
+    shift = rng.normal(0, 6, 3)
+    my = -0.08 * ident.aspect + 0.24 + ident.nose_length
 
-    def colour_shifted(f, pose, roi):
+    def edit(f, pose, roi):
+        edit.i += 1
+        opening = float(np.clip(0.5 + 0.5 * math.sin(2 * math.pi * speech_hz * edit.i / 25 + speech_phase)
+                                + rng.normal(0, 0.15), 0, 1))
+        layer = f.copy()
+        draw_face(layer, ident, replace(_jittered(pose, rng, 0.03, 1.5), mouth_open=opening), inner_only=True)
+        layer[roi] = np.clip(layer[roi] + shift + rng.normal(0, FLICKER, 3), 0, 255)
+        layer = _low_resolution(layer, roi, factor)
+        mask = _region_mask((h, w), ident, pose, (0, my), (0.3, 0.2), int(rng.integers(7, 25)), rng, 0.02)
+        return layer, mask
+
+    edit.i = 0
+    return _render(rng, w, h, n_frames, ident, look, edit)
+
+
+def render_eye_edit(rng, w, h, n_frames, ident: Optional[Identity] = None, look: Optional[Look] = None,
+                    source: Optional[Identity] = None) -> List[np.ndarray]:
+    """Eye-region edit: another identity's eyes and brows (iris colour, size, brow weight) pasted
+    into the eye band, re-fitted every frame."""
+    ident, source = ident or random_identity(rng), source or random_identity(rng)
+    edited = replace(ident, iris=source.iris, eye_size=source.eye_size, brow_thickness=source.brow_thickness,
+                     hair=source.hair)
+    shift = rng.normal(0, 6, 3)
+    factor = float(rng.uniform(1.0, 2.5))
+    ey = -0.08 * ident.aspect
+
+    def edit(f, pose, roi):
+        layer = f.copy()
+        draw_face(layer, edited, _jittered(pose, rng, 0.03, 1.5), inner_only=True)
+        layer[roi] = np.clip(layer[roi] + shift + rng.normal(0, FLICKER, 3), 0, 255)
+        layer = _low_resolution(layer, roi, factor)
+        mask = _region_mask((h, w), ident, pose, (0, ey - 0.03), (0.4, 0.14), int(rng.integers(7, 25)), rng, 0.02)
+        return layer, mask
+
+    return _render(rng, w, h, n_frames, ident, look, edit)
+
+
+def render_gan_smooth(rng, w, h, n_frames, ident: Optional[Identity] = None, look: Optional[Look] = None,
+                      source: Optional[Identity] = None) -> List[np.ndarray]:
+    """GAN-like re-synthesis of the recorded face: its texture (sensor noise, fine detail) replaced
+    by a smooth, slightly re-coloured rendering whose smoothness changes from frame to frame."""
+    import cv2
+
+    ident = ident or random_identity(rng)
+    shift = rng.normal(0, 5, 3)
+
+    def edit(f, pose, roi):
+        sigma = float(rng.uniform(1.0, 3.5))
+        layer = f.copy()
+        patch = cv2.bilateralFilter(np.ascontiguousarray(f[roi]), 7, 30, 2 * sigma)
+        layer[roi] = np.clip(cv2.GaussianBlur(patch, (0, 0), 0.6 * sigma).astype(np.float32) + shift
+                             + rng.normal(0, FLICKER, 3), 0, 255)
+        mask = _region_mask((h, w), ident, pose, (0, 0.02), (0.46, 0.46 * ident.aspect), int(rng.integers(9, 25)), rng, 0.01)
+        return layer, mask
+
+    return _render(rng, w, h, n_frames, ident, look, edit, after_capture=True)
+
+
+def render_flicker(rng, w, h, n_frames, ident: Optional[Identity] = None, look: Optional[Look] = None,
+                   source: Optional[Identity] = None) -> List[np.ndarray]:
+    """Temporal flicker: the inner face's colour and blending boundary change from frame to frame."""
+    ident = ident or random_identity(rng)
+
+    def edit(f, pose, roi):
         shifted = f.copy()
         shifted[roi] = np.clip(f[roi].astype(np.float32) + rng.normal(0, 14, 3), 0, 255)
         return shifted, inner_face_mask((h, w), ident, pose, scale=rng.uniform(0.9, 1.1), blur=int(rng.integers(3, 41)))
 
-    return _render_blended(rng, w, h, n_frames, ident, bg, finish, colour_shifted)
+    return _render(rng, w, h, n_frames, ident, look, edit)
 
 
 def _astronaut_frames(rng, w, h, n_frames, fake: bool) -> List[np.ndarray]:
@@ -281,7 +436,7 @@ def _astronaut_frames(rng, w, h, n_frames, fake: bool) -> List[np.ndarray]:
 
     photo = data.astronaut()  # 512x512 RGB, face near (x 170-250, y 60-160)
     frames = []
-    finish = SensorNoise(rng, h, w)
+    camera = Camera(rng, h, w)
     phase = rng.uniform(0, 2 * math.pi)
     for i in range(n_frames):
         t = i / max(1, n_frames - 1)
@@ -303,11 +458,19 @@ def _astronaut_frames(rng, w, h, n_frames, fake: bool) -> List[np.ndarray]:
             m = cv2.GaussianBlur(region, (k, k), 0)[..., None]
             shifted = np.clip(f.astype(np.float32) + rng.normal(0, 16, 3), 0, 255)
             f = (shifted * m + f * (1 - m)).astype(np.uint8)
-        frames.append(finish(f))
+        frames.append(camera(f))
     return frames
 
 
-FAKE_RENDERERS: Dict[str, Callable] = {"faceswap": render_faceswap, "flicker": render_flicker}
+# manipulation kinds: each is a ``method`` of the manifest; renderer(rng, w, h, n, ident, look, source)
+FAKE_RENDERERS: Dict[str, Callable] = {
+    "faceswap": render_faceswap,
+    "inner_swap": render_inner_swap,
+    "mouth_reenact": render_mouth_reenact,
+    "eye_edit": render_eye_edit,
+    "gan_smooth": render_gan_smooth,
+    "flicker": render_flicker,
+}
 
 
 def write_video(frames: List[np.ndarray], uri: str, fps: int = 25, crf: int = 20) -> None:
@@ -339,11 +502,21 @@ def write_video(frames: List[np.ndarray], uri: str, fps: int = 25, crf: int = 20
         os.rmdir(tmpdir)
 
 
+def identity_pool(seed: int, split: str, n: int) -> List[Identity]:
+    """The identities that appear in one split: the same person may star in several videos of a
+    split, never in two splits (no identity leaks from training into test)."""
+    code = {"train": 1, "test": 2}[split]
+    return [random_identity(np.random.default_rng([seed, code, k])) for k in range(max(2, n))]
+
+
 def plan_corpus(cfg: CorpusConfig) -> List[Dict[str, object]]:
-    """The list of videos to generate (label, method, size, length, seed), before any rendering."""
+    """The list of videos to generate (label, method, split, identities, size, length, seed),
+    before any rendering. Reals: half train, half test. Fakes: test only, cycling over
+    ``cfg.fake_methods``, made of test identities (a swap's source is another test identity)."""
     rng = np.random.default_rng(cfg.seed)
     n_fake = int(round(cfg.n_videos * cfg.fake_fraction))
     n_real = cfg.n_videos - n_fake
+    n_ids = cfg.identities_per_split
     plan = []
     for i in range(cfg.n_videos):
         fake = i >= n_real
@@ -352,32 +525,39 @@ def plan_corpus(cfg: CorpusConfig) -> List[Dict[str, object]]:
         if fake:
             k = i - n_real
             method = cfg.fake_methods[k % len(cfg.fake_methods)]
-            # half the fakes in each method go to test: the other half are never used for fitting
-            split = "test"
+            split = "test"  # fakes are never used for fitting or training
+            target = int(rng.integers(n_ids))
+            source = int((target + 1 + rng.integers(n_ids - 1)) % n_ids)
         else:
             method = "original"
             split = "train" if i < (n_real + 1) // 2 else "test"
+            target, source = (i if split == "train" else i - (n_real + 1) // 2) % n_ids, -1
         plan.append(dict(index=i, label="fake" if fake else "real", method=method, split=split,
-                         width=int(size[0]), height=int(size[1]), seconds=seconds,
-                         seed=int(rng.integers(2**31))))
+                         identity=target, source_identity=source, width=int(size[0]), height=int(size[1]),
+                         seconds=seconds, seed=int(rng.integers(2**31))))
     if cfg.include_astronaut:
         for fake in (False, True):
             plan.append(dict(index=len(plan), label="fake" if fake else "real",
                              method="astronaut_flicker" if fake else "original", split="test",
-                             width=640, height=360, seconds=cfg.min_seconds,
+                             identity=-1, source_identity=-1, width=640, height=360, seconds=cfg.min_seconds,
                              seed=int(rng.integers(2**31)), astronaut=True))
     return plan
 
 
-def render_planned(item: Dict[str, object], fps: int) -> List[np.ndarray]:
+def render_planned(item: Dict[str, object], fps: int, corpus_seed: int = 0,
+                   identities_per_split: int = 6) -> Tuple[List[np.ndarray], Look]:
+    """-> (RGB frames, the video's capture look)."""
     rng = np.random.default_rng(int(item["seed"]))
     n = max(2, int(round(float(item["seconds"]) * fps)))
     w, h = int(item["width"]), int(item["height"])
+    look = random_look(rng)
     if item.get("astronaut"):
-        return _astronaut_frames(rng, w, h, n, fake=item["label"] == "fake")
-    if item["label"] == "real":
-        return render_real(rng, w, h, n)
-    return FAKE_RENDERERS[str(item["method"])](rng, w, h, n)
+        return _astronaut_frames(rng, w, h, n, fake=item["label"] == "fake"), look
+    pool = identity_pool(corpus_seed, str(item["split"]), identities_per_split)
+    ident = pool[int(item["identity"])]
+    source = pool[int(item["source_identity"])] if int(item["source_identity"]) >= 0 else None
+    render = render_real if item["label"] == "real" else FAKE_RENDERERS[str(item["method"])]
+    return render(rng, w, h, n, ident, look, source), look
 
 
 def planned_relpath(item: Dict[str, object]) -> str:
@@ -405,7 +585,8 @@ def make_corpus(out_uri: str, cfg: Optional[CorpusConfig] = None, progress: bool
     for item in iterator:
         rel = planned_relpath(item)
         uri = storage.join(out_uri, rel)
-        write_video(render_planned(item, cfg.fps), uri, fps=cfg.fps)
+        frames, look = render_planned(item, cfg.fps, cfg.seed, cfg.identities_per_split)
+        write_video(frames, uri, fps=cfg.fps, crf=look.crf)
         # URIs relative to the manifest: the corpus folder can be moved or uploaded as a whole
         rows.append(dict(video_id=f"{cfg.dataset}/{rel[:-4]}", uri=rel, label=item["label"],
                          dataset=cfg.dataset, method=item["method"], split=item["split"]))

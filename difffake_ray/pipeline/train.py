@@ -16,7 +16,8 @@ from typing import Any, Dict, Optional
 
 from .. import storage
 from ..config import Config
-from ..runtime import ray_session, write_run_record
+from ..runtime import TRAINED_VIDEOS, ray_session, write_run_record, write_seen_videos
+from ..preprocess import InputSpec
 from ..train.data import TrainingDataError, load_real_faces, split_by_video
 from ..train.loop import META_FILE, MODEL_FILE, OPTIM_FILE
 
@@ -107,11 +108,15 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
     last = found[-1]
     meta_out = {}
     for name, (epoch, auc, path) in ((BEST_FILE, best), (LAST_FILE, last)):
+        info = storage.read_json(storage.join(path, META_FILE))
         backbone = create_backbone(tcfg.backbone, pretrained=False, num_classes=1)
         backbone.load_state_dict(load_state(storage.join(path, MODEL_FILE)))
-        meta_out[name] = export_embedder(backbone, storage.join(run_dir, name), tcfg.backbone, tcfg.image_size,
+        backbone.pretrained_cfg = dict(backbone.pretrained_cfg, weights=f"fine-tuned from {info.get('weights')}")
+        meta_out[name] = export_embedder(backbone, storage.join(run_dir, name), tcfg.backbone,
+                                         InputSpec.from_meta(info),
                                          extra={"epoch": epoch, "val_auc": auc, "checkpoint": path})
     history = [storage.read_json(storage.join(p, META_FILE))["metrics"] for _, _, p in found]
+    write_seen_videos(run_dir, TRAINED_VIDEOS, [r["video_id"] for r in rows])  # train and validation
     record = write_run_record(
         run_dir, "train", cfg, inputs={"faces": faces_uri, "resume": resume},
         counts={"train_faces": len(train_rows), "val_faces": len(val_rows),

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .masks import create_mask_generator
-from .transforms import SourceTargetTransforms
+from .transforms import BRIGHTNESS_CONTRAST, SourceTargetTransforms
 
 DEFAULT_BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 
@@ -31,20 +31,29 @@ class PseudoFakeMaker:
 
     def __init__(self, generators: Sequence[str] = ("difffake",),
                  blend_ratios: Sequence[float] = DEFAULT_BLEND_RATIOS, transform_p: float = 0.5,
-                 elastic_alpha: float = 50.0, elastic_sigma: float = 7.0):
+                 elastic_alpha: float = 50.0, elastic_sigma: float = 7.0, variant: str = "paper"):
         self.names = list(generators)
         kwargs = {"difffake": dict(alpha=elastic_alpha, sigma=elastic_sigma),
                   "sbi": dict(alpha=elastic_alpha, sigma=elastic_sigma)}
-        self.generators = {n: create_mask_generator(n, **kwargs.get(n, {})) for n in self.names}
+        self.generators = {n: create_mask_generator(n, variant=variant, **kwargs.get(n, {})) for n in self.names}
         self.blend_ratios = list(blend_ratios)
-        self.transforms = SourceTargetTransforms(p=transform_p)
+        self.transforms = SourceTargetTransforms(p=transform_p, brightness_contrast=BRIGHTNESS_CONTRAST[variant])
+
+    @classmethod
+    def from_config(cls, cfg, generators: Optional[Sequence[str]] = None) -> "PseudoFakeMaker":
+        return cls(generators or cfg.mask_generators, cfg.blend_ratios, cfg.transform_p, cfg.elastic_alpha,
+                   cfg.elastic_sigma, cfg.variant)
 
     def make(self, image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
              generator: Optional[str] = None) -> PseudoFake:
+        """The reference's order: region, colour on source or target, affine on source and region,
+        then elastic deformation and boundary blur of the moved region, blend ratio, blend."""
         name = generator or self.names[int(rng.integers(len(self.names)))]
         h, w = image.shape[:2]
-        mask = self.generators[name].generate(landmarks, (h, w), rng)
-        source, target, mask = self.transforms(image, mask, rng)
+        gen = self.generators[name]
+        region = gen.region(landmarks, (h, w), rng)
+        source, target, region = self.transforms(image, region, rng)
+        mask = gen.soften(region, rng)
         mask = mask * float(self.blend_ratios[int(rng.integers(len(self.blend_ratios)))])
         out = np.clip(blend(source, target, mask), 0, 255).astype(np.uint8)
         return PseudoFake(out, mask.astype(np.float32), name)

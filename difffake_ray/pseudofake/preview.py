@@ -8,6 +8,7 @@ import numpy as np
 from .. import storage
 from ..config import Config
 from ..faces.codec import decode_image
+from ..preprocess import InputSpec
 from ..train.data import load_real_faces
 from .blend import PseudoFakeMaker
 from .masks import MASK_GENERATORS
@@ -26,12 +27,13 @@ def preview_grid(faces_uri: str, out_png: str, cfg: Config, n: int = 8, split: s
         raise ValueError(f"{faces_uri}: no real faces to preview")
     pick = np.random.default_rng(cfg.seed).permutation(len(rows))[:n]
     names = MASK_GENERATORS.names()
-    maker = PseudoFakeMaker(names, cfg.pseudofake.blend_ratios, cfg.pseudofake.transform_p)
+    maker = PseudoFakeMaker.from_config(cfg.pseudofake, generators=names)
+    # the faces as training sees them: the model's input size and interpolation
+    spec = InputSpec.for_arch(cfg.train.backbone, cfg.train.image_size)
     cols = 1 + 2 * len(names)
     fig, axes = plt.subplots(len(pick), cols, figsize=(1.6 * cols, 1.7 * len(pick)), squeeze=False)
     for r, i in enumerate(pick):
-        img = decode_image(rows[i]["crop"])
-        lm = np.asarray(rows[i]["landmarks"], np.float32).reshape(68, 2)
+        img, lm = spec.resize(decode_image(rows[i]["crop"]), np.asarray(rows[i]["landmarks"], np.float32).reshape(68, 2))
         axes[r, 0].imshow(img)
         axes[r, 0].scatter(lm[:, 0], lm[:, 1], s=2, c="lime")
         axes[r, 0].set_title(rows[i]["video_id"].split("/")[-1], fontsize=6)

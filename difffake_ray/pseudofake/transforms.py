@@ -2,7 +2,11 @@
 
 Colour/quality changes go to the source or the target (p = 0.5 each way), so that the blended
 region differs from its surroundings; the affine goes to the source and its mask only and creates
-the blending boundary.
+the blending boundary. Values are SBI's, which the reference code uses, in albumentations' own
+units: RGB shift +-20 (p 0.3); hue, saturation and value +-0.3 (p 1); brightness and contrast
+(p 1) +-0.3 as the paper's text says, or +-0.1 as the reference code has it; then either a
+downscale by exactly 2 or 4 (nearest down, linear up) or a sharpen. Affine: translate x +-3%,
+y +-1.5%, scale [0.95, 1/0.95].
 """
 
 from __future__ import annotations
@@ -11,23 +15,28 @@ from typing import Tuple
 
 import numpy as np
 
+BRIGHTNESS_CONTRAST = {"paper": 0.3, "reference": 0.1}
+
 
 class SourceTargetTransforms:
-    def __init__(self, p: float = 0.5, translate: float = 0.03, scale: float = 0.05):
+    def __init__(self, p: float = 0.5, translate: float = 0.03, scale: float = 0.05,
+                 brightness_contrast: float = 0.3):
         import albumentations as A
         import cv2
 
+        def downscale(factor: int):
+            return A.Downscale(scale_range=(1 / factor, 1 / factor), p=1,
+                               interpolation_pair={"downscale": cv2.INTER_NEAREST, "upscale": cv2.INTER_LINEAR})
+
         self.p = p
+        bc = brightness_contrast
         self.colour = A.Compose([
             A.RGBShift(r_shift_limit=(-20, 20), g_shift_limit=(-20, 20), b_shift_limit=(-20, 20), p=0.3),
-            # HSV shift of +-0.3 as a fraction of each channel's range (hue 180, sat/val 255 in uint8)
-            A.HueSaturationValue(hue_shift_limit=(-0.3 * 180 / 10, 0.3 * 180 / 10),
-                                 sat_shift_limit=(-0.3 * 255 / 3, 0.3 * 255 / 3),
-                                 val_shift_limit=(-0.3 * 255 / 3, 0.3 * 255 / 3), p=0.3),
-            A.RandomBrightnessContrast(brightness_limit=(-0.3, 0.3), contrast_limit=(-0.3, 0.3), p=0.3),
+            A.HueSaturationValue(hue_shift_limit=(-0.3, 0.3), sat_shift_limit=(-0.3, 0.3),
+                                 val_shift_limit=(-0.3, 0.3), p=1),
+            A.RandomBrightnessContrast(brightness_limit=(-bc, bc), contrast_limit=(-bc, bc), p=1),
             A.OneOf([
-                A.Downscale(scale_range=(0.25, 0.5), interpolation_pair={"downscale": cv2.INTER_LINEAR,
-                                                                         "upscale": cv2.INTER_LINEAR}, p=1),
+                A.OneOf([downscale(2), downscale(4)], p=1),
                 A.Sharpen(alpha=(0.2, 0.5), lightness=(0.5, 1.0), p=1),
             ], p=1),
         ])
@@ -39,7 +48,7 @@ class SourceTargetTransforms:
 
     def __call__(self, image: np.ndarray, mask: np.ndarray,
                  rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """-> (source, target, mask): uint8 images of image's shape, float32 mask."""
+        """-> (source, target, mask): uint8 images of image's shape; the mask moved with the source."""
         source, target = image.copy(), image.copy()
         self.colour.set_random_seed(int(rng.integers(2**31)))
         if rng.random() < self.p:

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from .. import schema, storage
 from ..config import PseudofakeConfig
 from ..faces.codec import decode_image
+from ..preprocess import InputSpec
 from ..pseudofake.blend import PseudoFakeMaker
 
 
@@ -57,24 +58,18 @@ def split_by_video(rows: Sequence[Dict], val_fraction: float, seed: int) -> Tupl
     return [r for r in rows if r["video_id"] not in val], [r for r in rows if r["video_id"] in val]
 
 
-def to_model_input(image: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 -> 3xHxW float32 normalised with mean 0.5, std 0.5."""
-    return ((image.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
-
-
 class RealAndPseudoFakeDataset:
-    """Item i -> (real image, its pseudo-fake, i) as normalised CHW float32 arrays.
+    """Item i -> (real image, its pseudo-fake, i) as CHW float32 arrays normalised by ``spec``.
 
     The pseudo-fake of item i is drawn from ``rng(seed, epoch, i)``: reproducible, and new each
     epoch unless ``fixed`` (validation).
     """
 
-    def __init__(self, rows: Sequence[Dict], cfg: PseudofakeConfig, seed: int = 0, fixed: bool = False,
-                 image_size: int = 224):
+    def __init__(self, rows: Sequence[Dict], cfg: PseudofakeConfig, spec: InputSpec, seed: int = 0,
+                 fixed: bool = False):
         self.rows = list(rows)
-        self.maker = PseudoFakeMaker(cfg.mask_generators, cfg.blend_ratios, cfg.transform_p,
-                                     cfg.elastic_alpha, cfg.elastic_sigma)
-        self.seed, self.fixed, self.epoch, self.image_size = seed, fixed, 0, image_size
+        self.maker = PseudoFakeMaker.from_config(cfg)
+        self.seed, self.fixed, self.epoch, self.spec = seed, fixed, 0, spec
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -83,15 +78,10 @@ class RealAndPseudoFakeDataset:
         return len(self.rows)
 
     def __getitem__(self, i: int):
-        import cv2
-
         row = self.rows[i]
-        image = decode_image(row["crop"])
-        landmarks = np.asarray(row["landmarks"], np.float32).reshape(68, 2)
-        if image.shape[0] != self.image_size:
-            scale = self.image_size / image.shape[0]
-            image = cv2.resize(image, (self.image_size, self.image_size))
-            landmarks = landmarks * scale
+        # resized as embed resizes (the model's size and interpolation), then blended at that size
+        image, landmarks = self.spec.resize(decode_image(row["crop"]),
+                                            np.asarray(row["landmarks"], np.float32).reshape(68, 2))
         rng = np.random.default_rng([self.seed, 0 if self.fixed else self.epoch, i])
         fake = self.maker.make(image, landmarks, rng).image
-        return to_model_input(image), to_model_input(fake), i
+        return self.spec.normalise(image), self.spec.normalise(fake), i

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from .. import storage
 from ..backbone import DetectorNet, create_backbone
 from ..config import PseudofakeConfig, TrainConfig
+from ..preprocess import InputSpec
 from .data import RealAndPseudoFakeDataset, load_real_faces, split_by_video
 from .nrs import confident_real_centres, nrs_weights
 from .sam import SAM, lr_at_epoch, sam_step
@@ -34,10 +35,23 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def build_model(cfg: TrainConfig) -> DetectorNet:
-    net = DetectorNet(create_backbone(cfg.backbone, cfg.pretrained, cfg.weights_path, num_classes=1))
+    net = DetectorNet(create_backbone(cfg.backbone, cfg.pretrained, cfg.weights_path, num_classes=1,
+                                      source=cfg.pretrained_source))
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net
+
+
+def train_mode(model: torch.nn.Module, freeze_bn: bool) -> None:
+    """model.train(); with ``freeze_bn`` the batch-norm layers stay in eval mode: they normalise with
+    the running statistics they came with (ImageNet's) and never update them, so a few small batches
+    of faces and pseudo-fakes cannot shift what every later layer sees (their scale and shift still
+    learn)."""
+    model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> SAM:
@@ -85,18 +99,19 @@ def evaluate(model, loader, device, amp: bool, channels_last: bool) -> Dict[str,
         losses.append(F.binary_cross_entropy_with_logits(logits.float(), y).item())
         scores.append(logits.float().cpu().numpy())
         labels.append(y.cpu().numpy())
-    model.train()
     s, l = np.concatenate(scores), np.concatenate(labels)
     auc = float(roc_auc_score(l, s)) if len(np.unique(l)) == 2 else float("nan")
     return {"val_auc": auc, "val_loss": float(np.mean(losses))}
 
 
 def save_checkpoint(directory: str, model, optimizer, epoch: int, metrics: Dict[str, Any],
-                    cfg: TrainConfig) -> None:
-    torch.save(unwrap(model).backbone.state_dict(), os.path.join(directory, MODEL_FILE))
+                    cfg: TrainConfig, spec: InputSpec) -> None:
+    backbone = unwrap(model).backbone
+    torch.save(backbone.state_dict(), os.path.join(directory, MODEL_FILE))
     torch.save(optimizer.state_dict(), os.path.join(directory, OPTIM_FILE))
     with open(os.path.join(directory, META_FILE), "w") as fh:
-        json.dump({"epoch": epoch, "metrics": metrics, "arch": cfg.backbone, "image_size": cfg.image_size}, fh)
+        json.dump({"epoch": epoch, "metrics": metrics, "arch": cfg.backbone, "input": spec.to_meta(),
+                   "weights": (backbone.pretrained_cfg or {}).get("weights", "unknown")}, fh)
 
 
 def load_checkpoint(directory: str, model, optimizer) -> int:
@@ -122,10 +137,12 @@ def train_worker(config: Dict[str, Any]) -> None:
     if not torch.cuda.is_available():
         torch.set_num_threads(max(1, cfg.cpus_per_worker))
 
+    net = build_model(cfg)
+    spec = InputSpec.from_model(net.backbone, cfg.image_size)  # what the weights were trained with
     rows = load_real_faces(config["faces"], "train", cfg.frames_per_video)
     train_rows, val_rows = split_by_video(rows, cfg.val_fraction, cfg.seed)
-    train_ds = RealAndPseudoFakeDataset(train_rows, pcfg, seed=cfg.seed, image_size=cfg.image_size)
-    val_ds = RealAndPseudoFakeDataset(val_rows, pcfg, seed=cfg.seed + 1, fixed=True, image_size=cfg.image_size)
+    train_ds = RealAndPseudoFakeDataset(train_rows, pcfg, spec, seed=cfg.seed)
+    val_ds = RealAndPseudoFakeDataset(val_rows, pcfg, spec, seed=cfg.seed + 1, fixed=True)
     half = max(1, cfg.batch_size // 2)
     loader = torch.utils.data.DataLoader(train_ds, batch_size=half, shuffle=True, drop_last=len(train_ds) > half,
                                          num_workers=cfg.num_loader_workers)
@@ -133,7 +150,7 @@ def train_worker(config: Dict[str, Any]) -> None:
     loader = rtt.prepare_data_loader(loader)
     val_loader = rtt.prepare_data_loader(val_loader, add_dist_sampler=False)
 
-    model = rtt.prepare_model(build_model(cfg))
+    model = rtt.prepare_model(net)
     device = rtt.get_device()
     optimizer = make_optimizer(model, cfg)
     start_epoch = 0
@@ -153,7 +170,7 @@ def train_worker(config: Dict[str, Any]) -> None:
         if world > 1 and hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
-        model.train()
+        train_mode(model, cfg.freeze_bn)
         t0, n_images, losses = time.perf_counter(), 0, []
         real_feats, real_probs = [], []
         for step, (real, fake, _) in enumerate(loader):
@@ -174,9 +191,12 @@ def train_worker(config: Dict[str, Any]) -> None:
                    "images_per_s": n_images * world / max(seconds, 1e-9),
                    "lr": optimizer.param_groups[0]["lr"], "world_size": world}
         metrics.update(evaluate(model, val_loader, device, cfg.amp, cfg.channels_last))
+        if rank == 0:  # one line per epoch reaches the driver's console (Ray forwards worker output)
+            print(f"train: epoch {epoch + 1}/{cfg.epochs}: loss {metrics['loss']:.4f}, val AUC {metrics['val_auc']:.4f}, "
+                  f"val loss {metrics['val_loss']:.4f}, {metrics['images_per_s']:.1f} images/s", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = None
             if rank == 0:
-                save_checkpoint(tmp, model, optimizer, epoch, metrics, cfg)
+                save_checkpoint(tmp, model, optimizer, epoch, metrics, cfg, spec)
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=ckpt)
