@@ -111,8 +111,6 @@ class TrainConfig:
     keep_checkpoints: int = 5
     max_failures: int = 2
     amp: bool = True  # bf16 autocast on GPU
-    # keep batch-norm layers in eval mode while fine-tuning (ImageNet statistics, never updated)
-    freeze_bn: bool = False
     channels_last: bool = True
     nrs: bool = False
     nrs_start_epoch: int = 10

@@ -133,3 +133,82 @@ def test_wrong_embedding_dimension_is_a_status():
     rows = _emb_rows("v", 5, dim=8)
     out = score_videos(rows, model, {"combination": "sub2", "l2_normalize": True, "embedding_dim": 16}, 30, 1, 0)
     assert out[0]["status"] == "error" and "dim 8" in out[0]["error"]
+
+
+def _toy_embeddings(tmp_path, dim=8, n_videos=12):
+    import pyarrow.parquet as pq
+
+    from tests.conftest import toy_embeddings_table
+
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    table = toy_embeddings_table(n_videos=n_videos, dim=dim)
+    pq.write_table(table, emb / "part-0.parquet")
+    return str(emb), table
+
+
+def test_small_data_fit_chooses_reg_covar_on_held_out_real_videos_and_records_it(tmp_path, capsys):
+    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.config import load_config
+    from difffake_ray.runtime import FITTED_VIDEOS, read_seen_videos
+
+    emb, table = _toy_embeddings(tmp_path)
+    cfg = load_config(None, ["fit.min_frame_gap=1", "fit.n_components=1", "fit.min_pairs_per_dim=1000",
+                             "fit.reg_covar_grid=[1.0e-6,1.0e-3,1.0e-1]", "fit.reg_covar_folds=2"])
+    meta = run_fit(emb, str(tmp_path / "adm"), cfg)
+    small = meta["small_data"]
+    assert small["remedy"] == "select_reg_covar" and small["reg_covar"] in (1e-6, 1e-3, 1e-1)
+    sel = small["selection"]
+    assert sel["chosen"] == sel["grid"][int(np.argmax(sel["held_out_loglik"]))] and sel["folds"] == 2
+    assert "too few for a full covariance" in capsys.readouterr().out
+    back, saved = load_model(str(tmp_path / "adm"))
+    assert saved["small_data"]["reg_covar"] == small["reg_covar"] and back.params["reg_covar"] == small["reg_covar"]
+    train_reals = {r["video_id"] for r in table.to_pylist() if r["label"] == "real" and r["split"] == "train"}
+    assert read_seen_videos(str(tmp_path / "adm"), FITTED_VIDEOS) == train_reals
+
+    # the paper's setting stays available, and is what plenty of data gets
+    paper = run_fit(emb, str(tmp_path / "adm2"), load_config(None, ["fit.min_frame_gap=1", "fit.n_components=1",
+                                                                    "fit.small_data_remedy=none"]))
+    assert paper["small_data"]["remedy"] == "none" and paper["small_data"]["reg_covar"] == 1e-6
+
+
+def test_evaluate_leaves_out_the_videos_the_model_was_fitted_on(tmp_path):
+    import pyarrow as pa
+
+    from difffake_ray import schema, storage
+    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.config import load_config
+    from difffake_ray.evaluate import run_evaluate
+    from difffake_ray.runtime import write_run_record
+
+    emb, table = _toy_embeddings(tmp_path)
+    cfg = load_config(None, ["fit.min_frame_gap=1", "fit.n_components=1", "score.min_frame_gap=1"])
+    adm, scores = str(tmp_path / "adm"), str(tmp_path / "scores")
+    meta = run_fit(emb, adm, cfg)
+    model, meta = load_model(adm)
+    rows = score_videos(table.to_pylist(), model, meta, 30, 1, 0)
+    storage.write_parquet_atomic(pa.Table.from_pylist(rows, schema=schema.SCORES_SCHEMA),
+                                 storage.join(scores, "part-0.parquet"))
+    write_run_record(scores, "score", cfg, inputs={"embeddings": emb, "model": adm}, counts={}, started=0)
+
+    honest = run_evaluate(scores, str(tmp_path / "r1"), cfg)
+    fitted = meta["n_fitted_videos"]
+    assert fitted > 0 and honest["left_out_seen"]["fitted"] == fitted
+    assert honest["videos"] == len(rows) - fitted
+    assert honest["overall"]["n_real"] == sum(r["label"] == "real" for r in rows) - fitted
+    everything = run_evaluate(scores, str(tmp_path / "r2"), load_config(None, ["evaluate.exclude_seen=false"]))
+    assert everything["videos"] == len(rows) and everything["left_out_seen"]["fitted"] == 0
+    for key in ("auc", "ap", "eer", "youden_binarised_auc"):
+        assert 0.0 <= honest["overall"][key] <= 1.0
+
+
+def test_detection_metrics_on_known_scores():
+    from difffake_ray.evaluate import video_auc
+
+    labels = ["real"] * 4 + ["fake"] * 4
+    perfect = video_auc(labels, np.array([4.0, 3, 2, 1, -1, -2, -3, -4]))  # higher = more real
+    assert perfect["auc"] == 1.0 and perfect["ap"] == 1.0 and perfect["eer"] == 0.0
+    inverted = video_auc(labels, np.array([-4.0, -3, -2, -1, 1, 2, 3, 4]))
+    assert inverted["auc"] == 0.0 and inverted["eer"] == 1.0
+    one_swap = video_auc(labels, np.array([4.0, 3, 2, -1.5, 1, -2, -3, -4]))
+    assert one_swap["auc"] == pytest.approx(15 / 16) and one_swap["eer"] == pytest.approx(0.25)

@@ -277,7 +277,10 @@ def render_real(rng, w, h, n_frames, ident: Optional[Identity] = None, look: Opt
 
 # Per-frame colour jitter (sd, 0-255 units) of a generated region: frame-by-frame generators do not
 # hold colour steady, the most common temporal artefact of face manipulation.
-FLICKER = 5.0
+FLICKER = 6.0
+# Face generators work at a fixed size below the video's (e.g. 256 px faces, 96 px mouths): the
+# pasted region is rendered this many times smaller and upscaled.
+GENERATOR_DOWNSCALE = (2.0, 3.5)
 
 
 def _low_resolution(layer: np.ndarray, roi, factor: float) -> np.ndarray:
@@ -293,12 +296,12 @@ def _low_resolution(layer: np.ndarray, roi, factor: float) -> np.ndarray:
     return layer
 
 
-def _jittered(pose: Pose, rng, scale: float = 0.04, roll: float = 2.0) -> Pose:
+def _jittered(pose: Pose, rng, scale: float = 0.08, roll: float = 4.0) -> Pose:
     """The pose a generator fitted to this frame: its fit to the head jitters from frame to frame."""
     return replace(pose, width=pose.width * rng.uniform(1 - scale, 1 + scale), roll=pose.roll + rng.normal(0, roll))
 
 
-def _region_mask(shape, ident: Identity, pose: Pose, centre, axes, blur: int, rng, jitter: float = 0.015):
+def _region_mask(shape, ident: Identity, pose: Pose, centre, axes, blur: int, rng, jitter: float = 0.03):
     """Soft elliptical mask at face-local ``centre`` with ``axes`` (face widths), offset per frame."""
     import cv2
 
@@ -318,7 +321,7 @@ def render_faceswap(rng, w, h, n_frames, ident: Optional[Identity] = None, look:
     target, source = ident or random_identity(rng), source or random_identity(rng)
     skin = tuple(int(0.7 * t + 0.3 * s) for t, s in zip(target.skin, source.skin))
     swapped = replace(source, aspect=target.aspect, skin=skin)
-    factor = float(rng.uniform(1.0, 2.0))
+    factor = float(rng.uniform(GENERATOR_DOWNSCALE[0], GENERATOR_DOWNSCALE[1]))
 
     def edit(f, pose, roi):
         layer = f.copy()
@@ -364,10 +367,10 @@ def render_mouth_reenact(rng, w, h, n_frames, ident: Optional[Identity] = None, 
         opening = float(np.clip(0.5 + 0.5 * math.sin(2 * math.pi * speech_hz * edit.i / 25 + speech_phase)
                                 + rng.normal(0, 0.15), 0, 1))
         layer = f.copy()
-        draw_face(layer, ident, replace(_jittered(pose, rng, 0.03, 1.5), mouth_open=opening), inner_only=True)
+        draw_face(layer, ident, replace(_jittered(pose, rng), mouth_open=opening), inner_only=True)
         layer[roi] = np.clip(layer[roi] + shift + rng.normal(0, FLICKER, 3), 0, 255)
         layer = _low_resolution(layer, roi, factor)
-        mask = _region_mask((h, w), ident, pose, (0, my), (0.3, 0.2), int(rng.integers(7, 25)), rng, 0.02)
+        mask = _region_mask((h, w), ident, pose, (0, my), (0.3, 0.2), int(rng.integers(7, 25)), rng)
         return layer, mask
 
     edit.i = 0
@@ -382,15 +385,15 @@ def render_eye_edit(rng, w, h, n_frames, ident: Optional[Identity] = None, look:
     edited = replace(ident, iris=source.iris, eye_size=source.eye_size, brow_thickness=source.brow_thickness,
                      hair=source.hair)
     shift = rng.normal(0, 6, 3)
-    factor = float(rng.uniform(1.0, 2.5))
+    factor = float(rng.uniform(GENERATOR_DOWNSCALE[0], GENERATOR_DOWNSCALE[1]))
     ey = -0.08 * ident.aspect
 
     def edit(f, pose, roi):
         layer = f.copy()
-        draw_face(layer, edited, _jittered(pose, rng, 0.03, 1.5), inner_only=True)
+        draw_face(layer, edited, _jittered(pose, rng), inner_only=True)
         layer[roi] = np.clip(layer[roi] + shift + rng.normal(0, FLICKER, 3), 0, 255)
         layer = _low_resolution(layer, roi, factor)
-        mask = _region_mask((h, w), ident, pose, (0, ey - 0.03), (0.4, 0.14), int(rng.integers(7, 25)), rng, 0.02)
+        mask = _region_mask((h, w), ident, pose, (0, ey - 0.03), (0.4, 0.14), int(rng.integers(7, 25)), rng)
         return layer, mask
 
     return _render(rng, w, h, n_frames, ident, look, edit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 from typing import Any, Dict, Optional
@@ -35,23 +36,18 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def build_model(cfg: TrainConfig) -> DetectorNet:
-    net = DetectorNet(create_backbone(cfg.backbone, cfg.pretrained, cfg.weights_path, num_classes=1,
-                                      source=cfg.pretrained_source))
+    backbone = create_backbone(cfg.backbone, cfg.pretrained, cfg.weights_path, num_classes=1,
+                               source=cfg.pretrained_source)
+    # A new binary head starts at zero: logits 0, loss log 2, and no gradient reaches the pretrained
+    # features until the head has learnt a direction. A random head on ImageNet features gave a
+    # first-epoch loss of 1.3-1.9 and steps that wrecked the features they start from.
+    head = backbone.get_classifier()
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    net = DetectorNet(backbone)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net
-
-
-def train_mode(model: torch.nn.Module, freeze_bn: bool) -> None:
-    """model.train(); with ``freeze_bn`` the batch-norm layers stay in eval mode: they normalise with
-    the running statistics they came with (ImageNet's) and never update them, so a few small batches
-    of faces and pseudo-fakes cannot shift what every later layer sees (their scale and shift still
-    learn)."""
-    model.train()
-    if freeze_bn:
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.eval()
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> SAM:
@@ -170,7 +166,7 @@ def train_worker(config: Dict[str, Any]) -> None:
         if world > 1 and hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
-        train_mode(model, cfg.freeze_bn)
+        model.train()
         t0, n_images, losses = time.perf_counter(), 0, []
         real_feats, real_probs = [], []
         for step, (real, fake, _) in enumerate(loader):
@@ -191,9 +187,11 @@ def train_worker(config: Dict[str, Any]) -> None:
                    "images_per_s": n_images * world / max(seconds, 1e-9),
                    "lr": optimizer.param_groups[0]["lr"], "world_size": world}
         metrics.update(evaluate(model, val_loader, device, cfg.amp, cfg.channels_last))
-        if rank == 0:  # one line per epoch reaches the driver's console (Ray forwards worker output)
+        if rank == 0:  # one line per epoch reaches the driver's console (Ray forwards worker output);
+            # to the process's own stdout: Ray Train's patched print would log it and echo it, twice
             print(f"train: epoch {epoch + 1}/{cfg.epochs}: loss {metrics['loss']:.4f}, val AUC {metrics['val_auc']:.4f}, "
-                  f"val loss {metrics['val_loss']:.4f}, {metrics['images_per_s']:.1f} images/s", flush=True)
+                  f"val loss {metrics['val_loss']:.4f}, {metrics['images_per_s']:.1f} images/s", file=sys.__stdout__,
+                  flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = None
             if rank == 0:
