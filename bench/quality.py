@@ -52,6 +52,7 @@ def parse_args():
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--num-gpus", type=int, default=0)
     p.add_argument("--no-nrs", action="store_true", help="skip the NRS training run")
+    p.add_argument("--nrs-start-epoch", type=int, default=1, help="NRS from this epoch (paper: 10 of 100)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p.parse_args()
 
@@ -67,7 +68,7 @@ def main() -> None:
     from difffake_ray.pipeline.embed import run_embed
     from difffake_ray.pipeline.extract import run_extract
     from difffake_ray.pipeline.score import run_score
-    from difffake_ray.pipeline.train import run_train
+    from difffake_ray.pipeline.train import run_train, training_history
     from difffake_ray.runtime import ray_session
 
     overrides = [f"corpus.n_videos={args.videos}", f"extract.n_frames={args.frames}", "corpus.include_astronaut=false",
@@ -99,11 +100,14 @@ def main() -> None:
         for name, nrs in (("finetuned", False), ("finetuned_nrs", True)):
             if nrs and args.no_nrs:
                 continue
-            cfg = load_config(args.config, overrides + args.overrides + [f"train.nrs={str(nrs).lower()}"])
+            # NRS weights pseudo-fakes from its epoch T_k on (paper: 10); at CPU scale from the second epoch
+            nrs_set = ["train.nrs=true", f"train.nrs_start_epoch={args.nrs_start_epoch}"] if nrs else []
+            cfg = load_config(args.config, overrides + args.overrides + nrs_set)
             run_dir = storage.join(w, f"run_{name}")
             if not storage.exists(storage.join(run_dir, "best.pt")):
-                record = timed(f"train {name}", run_train, path["faces"], run_dir, cfg)
-                history[name] = [{k: h[k] for k in ("epoch", "loss", "val_auc", "val_loss")} for h in record["history"]]
+                timed(f"train {name}", run_train, path["faces"], run_dir, cfg)
+            history[name] = [{k: h[k] for k in ("epoch", "loss", "val_auc", "val_loss")}
+                             for h in training_history(run_dir)]
             backbones[name] = storage.join(run_dir, "best.pt")
         for name, uri in backbones.items():
             emb = storage.join(w, f"emb_{name}")

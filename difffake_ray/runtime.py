@@ -57,6 +57,12 @@ def quiet_local_workers() -> None:
     if not is_verbose():
         for name, level in QUIET_LOGGERS.items():
             logging.getLogger(name).setLevel(level)
+        try:  # Ray Train logs every report under its file's path, outside its LoggingConfig
+            from ray.train.v2._internal.execution import context as train_context
+
+            logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+        except ImportError:
+            pass
 
 
 # Output like a tool's: one progress bar and one summary line per stage. Ray's own INFO lines, its
@@ -65,7 +71,9 @@ def quiet_local_workers() -> None:
 _VERBOSE = False
 NATIVE_NOISE = (b"has constructor arguments in the object store",)
 QUIET_LOGGERS = {"ray": logging.WARNING, "ray.data": logging.WARNING, "ray.train": logging.WARNING,
-                 "ray.tune": logging.WARNING, "ray._private.authentication.authentication_token_setup": logging.ERROR}
+                 "ray.tune": logging.WARNING, "ray._private.authentication.authentication_token_setup": logging.ERROR,
+                 # "progress bars disabled": the stage draws its own
+                 "ray.data._internal.progress": logging.ERROR}
 
 
 def set_verbose(verbose: bool) -> None:

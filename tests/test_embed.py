@@ -58,3 +58,16 @@ def test_embedder_applies_the_perturbation_and_marks_corrupt_crops(tmp_path, cro
     assert len(clean[0]["embedding"]) == 256
     assert not np.allclose(clean[0]["embedding"], blurred[0]["embedding"])
     assert clean[1]["status"] == "embed_error" and "frame 1" in clean[1]["error"] and clean[1]["embedding"] is None
+
+
+def test_robustness_rejects_an_unknown_perturbation_before_any_work(tmp_path):
+    from difffake_ray.config import Config
+    from difffake_ray.pipeline.robustness import format_table, run_robustness
+
+    with pytest.raises(ValueError, match="jpeg5O"):
+        run_robustness(str(tmp_path / "faces"), str(tmp_path / "out"), "b.pt", "adm", Config(), ["none", "jpeg5O"])
+    assert not (tmp_path / "out").exists()
+    row = {"overall": {"auc": 0.9, "ap": 0.95}, "per_method": {"synthetic/faceswap": 0.8}}
+    table = format_table({"none": row, "blur3": row})
+    assert table.splitlines()[0].split()[:3] == ["perturbation", "AUC", "AP"] and "faceswap" in table
+    assert "0.9000" in table.splitlines()[2]

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 from .. import storage
 from ..config import Config
-from ..runtime import TRAINED_VIDEOS, ray_session, write_run_record, write_seen_videos
+from ..runtime import TRAINED_VIDEOS, is_verbose, ray_session, write_run_record, write_seen_videos
 from ..preprocess import InputSpec
 from ..train.data import TrainingDataError, load_real_faces, split_by_video
 from ..train.loop import META_FILE, MODEL_FILE, OPTIM_FILE
@@ -49,13 +49,18 @@ def _checkpoint_dirs(run_dir: str):
     return sorted(found)
 
 
+def training_history(run_dir: str):
+    """The per-epoch metrics (loss, val AUC, val loss, images/s) of the kept checkpoints, by epoch."""
+    return [storage.read_json(storage.join(p, META_FILE))["metrics"] for _, _, p in _checkpoint_dirs(run_dir)]
+
+
 def latest_checkpoint(run_dir: str) -> Optional[str]:
     found = _checkpoint_dirs(run_dir)
     return found[-1][2] if found else None
 
 
 def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -> Dict[str, Any]:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from ..backbone import create_backbone, export_embedder, load_state
@@ -95,6 +100,9 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
                                                    checkpoint_score_attribute="val_auc",
                                                    checkpoint_score_order="max"),
                 failure_config=FailureConfig(max_failures=tcfg.max_failures),
+                # Ray Train's own INFO lines (worker group start, each checkpoint) only with -v;
+                # the per-epoch line comes from the loop
+                logging_config=LoggingConfig(log_level="INFO" if is_verbose() else "WARNING"),
             ),
         )
         result = trainer.fit()
@@ -115,7 +123,7 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
         meta_out[name] = export_embedder(backbone, storage.join(run_dir, name), tcfg.backbone,
                                          InputSpec.from_meta(info),
                                          extra={"epoch": epoch, "val_auc": auc, "checkpoint": path})
-    history = [storage.read_json(storage.join(p, META_FILE))["metrics"] for _, _, p in found]
+    history = training_history(run_dir)
     write_seen_videos(run_dir, TRAINED_VIDEOS, [r["video_id"] for r in rows])  # train and validation
     record = write_run_record(
         run_dir, "train", cfg, inputs={"faces": faces_uri, "resume": resume},
@@ -124,11 +132,10 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
                 "val_videos": len({r['video_id'] for r in val_rows})},
         started=started,
         extra={"best": {"epoch": best[0], "val_auc": best[1]}, "last_epoch": last[0],
-               "kept_checkpoints": [p for _, _, p in found], "exported": meta_out},
+               "kept_checkpoints": [p for _, _, p in found], "exported": meta_out, "history": history},
     )
     print(f"train: {last[0] + 1} epochs, best val AUC {best[1]:.4f} at epoch {best[0]}; "
           f"backbone: {storage.join(run_dir, BEST_FILE)} ({time.time() - started:.0f} s)", flush=True)
-    record["history"] = history
     return record
 
 
