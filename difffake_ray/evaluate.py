@@ -48,6 +48,7 @@ def video_auc(labels: List[str], scores: np.ndarray) -> Dict[str, float]:
 def seen_videos(scores_uri: str) -> Dict[str, Any]:
     """{"fitted": ids, "trained": ids, "records": [...]} of the model behind a score table, found
     through the run records; a record that cannot be found is named in "missing"."""
+    from .adm.persistence import META_FILE as MODEL_META_FILE
     from .runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_run_record, read_seen_videos
 
     out: Dict[str, Any] = {"fitted": set(), "trained": set(), "records": [], "missing": []}
@@ -62,7 +63,7 @@ def seen_videos(scores_uri: str) -> Dict[str, Any]:
     else:
         out["fitted"], out["records"] = fitted, out["records"] + [storage.join(model_uri, FITTED_VIDEOS)]
     try:
-        emb_uri = storage.read_json(storage.join(model_uri, "model.json"))["embeddings"]
+        emb_uri = storage.read_json(storage.join(model_uri, MODEL_META_FILE))["embeddings"]
         backbone_uri = read_run_record(emb_uri)["inputs"]["backbone"]
     except (FileNotFoundError, KeyError):
         out["missing"].append(f"the embeddings record behind {model_uri}")
