@@ -117,8 +117,8 @@ def main() -> None:
                 continue
             cfg = load_config(args.config, overrides + args.overrides + fit_overrides)
             slug = row.replace(", ", "_").replace(" ", "-").replace("+", "")
-            emb, adm, scores = (storage.join(w, f"{k}_{slug}") for k in ("emb", "adm", "scores"))
-            emb = storage.join(w, f"emb_{backbone}")
+            adm, scores = (storage.join(w, f"{k}_{slug}") for k in ("adm", "scores"))
+            emb = storage.join(w, f"emb_{backbone}")  # one embedding per backbone, shared by its rows
             timed(f"fit {row}", run_fit, emb, adm, cfg)
             run_score(emb, scores, adm, cfg, progress=False)
             m = run_evaluate(scores, storage.join(w, f"report_{slug}"), cfg)
@@ -128,7 +128,7 @@ def main() -> None:
                             "per_kind": {k.split("/")[-1]: v["auc"] for k, v in m["per_method"].items()}}
     timings["total"] = round(time.time() - started, 1)
     kinds = sorted({k for r in results.values() for k in r["per_kind"]})
-    lines = [f"| row | AUC | AP | EER | " + " | ".join(kinds) + " |", "|" + "---|" * (4 + len(kinds))]
+    lines = ["| row | AUC | AP | EER | " + " | ".join(kinds) + " |", "|" + "---|" * (4 + len(kinds))]
     for row, r in results.items():
         lines.append(f"| {row} | {r['auc']:.3f} | {r['ap']:.3f} | {r['eer']:.3f} | "
                      + " | ".join(f"{r['per_kind'].get(k, float('nan')):.3f}" for k in kinds) + " |")

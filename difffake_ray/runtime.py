@@ -130,6 +130,8 @@ def quiet_native_stderr(noise=NATIVE_NOISE) -> Iterator[None]:
 
 
 def _quiet_ray_logging() -> None:
+    # Ray Data re-applies its own logging config (INFO to the console) per dataset unless told
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
     for name, level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
     try:
