@@ -84,11 +84,17 @@ def load_state(uri: str, map_location: str = "cpu") -> Dict[str, Any]:
     return torch.load(io.BytesIO(storage.read_bytes(uri)), map_location=map_location, weights_only=True)
 
 
+def classifier_prefixes(model: nn.Module) -> Tuple[str, ...]:
+    """State-dict key prefixes of a timm model's classifier (empty when it has none)."""
+    head = model.get_classifier()
+    if head is None:
+        return ()
+    return tuple(f"{n}." for n, m in model.named_modules() if m is head and n)
+
+
 def embedding_state(backbone: nn.Module) -> Dict[str, torch.Tensor]:
     """State dict without the classifier: what the embedding network needs."""
-    head = backbone.get_classifier()
-    head_keys = {f"{n}" for n, _ in backbone.named_modules() if backbone.get_submodule(n) is head} if head is not None else set()
-    prefixes = tuple(k + "." for k in head_keys)
+    prefixes = classifier_prefixes(backbone)
     return {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items() if not (prefixes and k.startswith(prefixes))}
 
 

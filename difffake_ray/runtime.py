@@ -55,8 +55,7 @@ def quiet_local_workers() -> None:
     verbose, Ray Train's INFO lines (worker group start-up) stay out of the driver's output."""
     logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
     if not is_verbose():
-        for name, level in QUIET_LOGGERS.items():
-            logging.getLogger(name).setLevel(level)
+        _quiet_loggers()
         try:  # Ray Train logs every report under its file's path, outside its LoggingConfig
             from ray.train.v2._internal.execution import context as train_context
 
@@ -129,11 +128,15 @@ def quiet_native_stderr(noise=NATIVE_NOISE) -> Iterator[None]:
         os.close(saved)
 
 
+def _quiet_loggers() -> None:
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+
+
 def _quiet_ray_logging() -> None:
     # Ray Data re-applies its own logging config (INFO to the console) per dataset unless told
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
-    for name, level in QUIET_LOGGERS.items():
-        logging.getLogger(name).setLevel(level)
+    _quiet_loggers()
     try:
         from ray.data import DataContext
 
