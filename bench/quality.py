@@ -120,6 +120,8 @@ def main() -> None:
             adm, scores = (storage.join(w, f"{k}_{slug}") for k in ("adm", "scores"))
             emb = storage.join(w, f"emb_{backbone}")  # one embedding per backbone, shared by its rows
             timed(f"fit {row}", run_fit, emb, adm, cfg)
+            # score resumes by part: scores of an earlier run's model would be kept as done
+            storage.remove(scores, recursive=True)
             run_score(emb, scores, adm, cfg, progress=False)
             m = run_evaluate(scores, storage.join(w, f"report_{slug}"), cfg)
             results[row] = {"auc": m["overall"]["auc"], "ap": m["overall"]["ap"], "eer": m["overall"]["eer"],
