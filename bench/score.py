@@ -107,7 +107,7 @@ def bench_embed(faces: str, backbone_uri: str, workdir: str, batch_size: int, ac
     torch.set_num_threads(actors)
     embedder = CropEmbedder(backbone_uri, batch_size=batch_size)
     t = time.perf_counter()
-    images = np.stack([embedder._prepare(c) for c in crops])
+    images = np.stack([embedder.prepare(c) for c in crops])
     decode_s = time.perf_counter() - t
     embedder.forward(images[:batch_size])  # warm-up
     t = time.perf_counter()

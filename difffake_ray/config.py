@@ -149,6 +149,10 @@ class FitConfig:
     reg_covar_grid: List[float] = field(default_factory=lambda: [1e-6, 1e-5, 1e-4, 1e-3, 1e-2])
     reg_covar_folds: int = 3
     pairs_per_video: int = 30
+    # At most this many training pairs (a seeded sample of the real videos, then of their pairs):
+    # the fit's memory is bounded by this, not by the corpus. The paper's FF++ fit is ~23k pairs
+    # (~720 real training videos x 30 pairs), far under the default. 0: no cap.
+    max_pairs: int = 50_000
     min_frame_gap: int = 5
     l2_normalize: bool = True  # reference code: row-wise L2 of the combined pair vector
     split: str = "train"

@@ -100,3 +100,24 @@ def empty_row(schema: pa.Schema) -> dict:
 
 def table_from_rows(rows: list, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def embeddings_to_numpy(column) -> "np.ndarray":
+    """An ``embedding`` column (fixed-size lists, no nulls) -> (N, D) float32, without Python floats."""
+    import numpy as np
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    dim = arr.type.list_size
+    if len(arr) == 0:
+        return np.zeros((0, dim), np.float32)
+    return arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+
+
+def embeddings_from_numpy(values: "np.ndarray", valid: "np.ndarray | None" = None) -> pa.FixedSizeListArray:
+    """(N, D) float32 -> the ``embedding`` column; rows where ``valid`` is False are null."""
+    import numpy as np
+
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    n, dim = values.shape
+    mask = None if valid is None else pa.array(~np.asarray(valid, bool))
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), dim, mask=mask)

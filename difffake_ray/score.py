@@ -1,61 +1,85 @@
 """Video scores: 30 random pairs of a video's usable faces (seeded by video_id), the anomaly
-model's log-likelihood of each pair, the video score = their mean (higher = more real)."""
+model's log-likelihood of each pair, the video score = their mean (higher = more real).
+
+Embeddings arrive as Arrow tables of whole videos and stay numpy arrays: no row dicts, no
+Python floats, whatever the batch size."""
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schema
 from .adm.combinations import combine_pairs
 from .adm.pairs import sample_pairs, video_seed
 
 
-def group_video_embeddings(rows: List[Dict]) -> Dict[str, Dict]:
-    """rows of one or more videos -> {video_id: {"manifest": {...}, "frames": [...], "emb": [...], ...}}"""
-    videos: Dict[str, Dict] = {}
-    for r in rows:
-        v = videos.setdefault(r["video_id"], {"manifest": {c: r[c] for c in schema.MANIFEST_COLUMNS},
-                                              "video_status": r["video_status"], "error": r.get("error"),
-                                              "frames": [], "emb": []})
-        if r.get("status") == schema.FRAME_OK and r.get("embedding") is not None:
-            v["frames"].append(r["frame_index"])
-            v["emb"].append(r["embedding"])
-        elif r.get("status") == schema.EMBED_ERROR and not v.get("embed_error"):
-            v["embed_error"] = r.get("error")
-    return videos
+def frames_by_video(table: pa.Table) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """{video_id: (frame indices (n,), embeddings (n, D))} of the usable faces, in frame order."""
+    ok = table.filter(pc.and_(pc.equal(table["status"], schema.FRAME_OK), pc.is_valid(table["embedding"])))
+    if ok.num_rows == 0:
+        return {}
+    ids = ok["video_id"].to_numpy(zero_copy_only=False)
+    frames = ok["frame_index"].to_numpy(zero_copy_only=False)
+    emb = schema.embeddings_to_numpy(ok["embedding"])
+    order = np.lexsort((frames, ids))
+    ids, frames, emb = ids[order], frames[order], emb[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    return {str(ids[s]): (frames[s:e], emb[s:e]) for s, e in zip(starts, ends)}
 
 
-def video_pairs(video_id: str, frames: List[int], n_pairs: int, min_gap: int, seed: int) -> np.ndarray:
-    order = np.argsort(frames, kind="stable")
+def video_pairs(video_id: str, frames, n_pairs: int, min_gap: int, seed: int) -> np.ndarray:
+    order = np.argsort(np.asarray(frames), kind="stable")
     rng = np.random.default_rng(video_seed(video_id, seed))
     pos = sample_pairs(np.asarray(frames)[order], n_pairs, min_gap, rng)
     return order[pos] if len(pos) else pos
 
 
-def score_videos(rows: List[Dict], model, meta: Dict, n_pairs: int, min_gap: int, seed: int) -> List[Dict]:
+def _video_rows(table: pa.Table) -> List[Dict]:
+    """One dict per video: its manifest columns, video status and error (the first row's), and the
+    first embedding error among its frames."""
+    info = table.select(schema.MANIFEST_COLUMNS + ["video_status", "error"])
+    grouped = info.group_by("video_id", use_threads=False).aggregate(
+        [(c, "first") for c in info.column_names if c != "video_id"])
+    embed_errors = table.filter(pc.equal(table["status"], schema.EMBED_ERROR)).select(["video_id", "error"])
+    embed_error: Dict[str, str] = {}
+    for vid, err in zip(embed_errors["video_id"].to_pylist(), embed_errors["error"].to_pylist()):
+        embed_error.setdefault(vid, err)
+    rows = []
+    for r in grouped.to_pylist():
+        row = {c: r[f"{c}_first"] for c in schema.MANIFEST_COLUMNS if c != "video_id"}
+        row.update(video_id=r["video_id"], video_status=r["video_status_first"], error=r["error_first"],
+                   embed_error=embed_error.get(r["video_id"]))
+        rows.append(row)
+    return rows
+
+
+def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int, seed: int) -> List[Dict]:
     """Embedding rows of whole videos -> one score row per video (schema.SCORES_SCHEMA)."""
-    videos = group_video_embeddings(rows)
+    faces = frames_by_video(table)
+    dim = table.schema.field("embedding").type.list_size
     out, feats, owners = [], [], []
-    for vid, v in videos.items():
-        row = dict(v["manifest"], status=schema.VIDEO_OK, error=None, score=None, n_faces=len(v["frames"]),
-                   n_pairs=0, min_pair_score=None, median_pair_score=None)
+    for v in _video_rows(table):
+        vid = v["video_id"]
+        frames, emb = faces.get(vid, (np.zeros(0, np.int32), np.zeros((0, dim), np.float32)))
+        row = dict({c: v[c] for c in schema.MANIFEST_COLUMNS}, status=schema.VIDEO_OK, error=None, score=None,
+                   n_faces=len(frames), n_pairs=0, min_pair_score=None, median_pair_score=None)
         if v["video_status"] != schema.VIDEO_OK:
             row.update(status=v["video_status"], error=v["error"])
-        elif len(v["frames"]) < 2:
+        elif len(frames) < 2:
             row.update(status=schema.TOO_FEW_FACES,
-                       error=v.get("embed_error") or f"{vid}: {len(v['frames'])} usable face(s), a pair needs 2")
+                       error=v["embed_error"] or f"{vid}: {len(frames)} usable face(s), a pair needs 2")
+        elif dim != meta["embedding_dim"]:
+            row.update(status=schema.ERROR, error=f"{vid}: embedding dim {dim} != model's {meta['embedding_dim']}")
         else:
-            emb = np.asarray(v["emb"], np.float32)
-            if emb.shape[1] != meta["embedding_dim"]:
-                row.update(status=schema.ERROR, error=f"{vid}: embedding dim {emb.shape[1]} != model's "
-                                                        f"{meta['embedding_dim']}")
-            else:
-                pairs = video_pairs(vid, v["frames"], n_pairs, min_gap, seed)
-                feats.append(combine_pairs(meta["combination"], emb[pairs[:, 0]], emb[pairs[:, 1]],
-                                           meta["l2_normalize"]))
-                owners.append((len(out), len(pairs)))
+            pairs = video_pairs(vid, frames, n_pairs, min_gap, seed)
+            feats.append(combine_pairs(meta["combination"], emb[pairs[:, 0]], emb[pairs[:, 1]],
+                                       meta["l2_normalize"]))
+            owners.append((len(out), len(pairs)))
         out.append(row)
     if feats:
         # one vectorised call over every pair of the batch

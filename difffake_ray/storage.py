@@ -141,6 +141,33 @@ def read_parquet_dir(dir_uri: str, columns: Optional[List[str]] = None,
     return read_parquet_files(list_data_files(dir_uri), columns=columns, schema=schema)
 
 
+def parquet_dataset(dir_uri: str, schema: Optional[pa.Schema] = None):
+    """The complete part files under a folder as one ``pyarrow.dataset``: what the driver's
+    bookkeeping scans, so that a count over 250,000 parts reads them in parallel, projected to the
+    columns it needs and filtered at the row groups, never one file after another.
+
+    A local folder gets pyarrow's native filesystem; any other URI reads through its fsspec one."""
+    import pyarrow.dataset as pads
+    import pyarrow.fs as pafs
+
+    fs, _ = url_to_fs(dir_uri)
+    paths = [url_to_fs(f)[1] for f in list_data_files(dir_uri)]
+    local = "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,))
+    filesystem = pafs.LocalFileSystem() if local else pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+    if not paths and schema is None:
+        schema = pa.schema([])
+    return pads.dataset(paths, schema=schema, format="parquet", filesystem=filesystem)
+
+
+def scan_batches(dir_uri: str, columns: List[str], filter=None):
+    """Record batches of the complete part files under a folder (none for an empty folder),
+    read in parallel, projected to ``columns``, with ``filter`` pushed down to the row groups."""
+    dataset = parquet_dataset(dir_uri)
+    if not dataset.files:
+        return iter(())
+    return dataset.to_batches(columns=columns, filter=filter)
+
+
 def list_temporaries(dir_uri: str) -> List[str]:
     """``.tmp-*`` files under ``dir_uri``: what an interrupted atomic write left behind."""
     fs, path = url_to_fs(dir_uri)

@@ -9,9 +9,10 @@ run record; temporary files left by an interrupted writer are reported as warnin
 from __future__ import annotations
 
 import collections
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import storage
 from .pipeline.common import MANIFEST_RECORD
@@ -34,6 +35,65 @@ def _manifest_for(out_uri: str, record: Dict[str, Any], depth: int = 0) -> Optio
         return None
 
 
+def _scan_output(out_uri: str, stage: str, status_column: str) -> Tuple[Dict[str, str], Dict[str, str], List[str]]:
+    """-> ({video_id: the part file holding it}, {video_id: status}, problems), in one parallel scan.
+
+    The driver holds one entry per video, never the rows: a video lives in one part file, so a
+    duplicated frame can only sit inside one part (the scan yields each part's batches in order),
+    and a video in two parts shows in ``homes``. An unreadable part stops the fast scan; the
+    slow path then reads part by part to name every bad file."""
+    cols = ["video_id", status_column] + ([] if stage == "score" else ["frame_index"])
+    keys = ["video_id"] if stage == "score" else ["video_id", "frame_index"]
+    homes: Dict[str, str] = {}
+    statuses: Dict[str, str] = {}
+    problems: List[str] = []
+    duplicates: Dict[str, List] = {}  # part file -> duplicated keys
+
+    def take(part: str, table: pa.Table) -> None:
+        per_video = table.group_by(["video_id", status_column]).aggregate([])
+        for vid, status in zip(per_video["video_id"].to_pylist(), per_video[status_column].to_pylist()):
+            if homes.setdefault(vid, part) != part:
+                problems.append(f"{vid}: in 2 part files ({homes[vid]}, {part})")
+            statuses[vid] = status
+        keyed = table.filter(pc.is_valid(table["frame_index"])) if stage != "score" else table
+        counted = keyed.group_by(keys).aggregate([([], "count_all")])
+        dup = counted.filter(pc.greater(counted["count_all"], 1))
+        if dup.num_rows:
+            duplicates.setdefault(part, []).extend(zip(*(dup[k].to_pylist() for k in keys)))
+
+    def report_duplicates() -> None:
+        for part, dup in duplicates.items():
+            example = dup[0] if stage != "score" else dup[0][0]
+            problems.append(f"{part}: {len(dup)} duplicated {'videos' if stage == 'score' else 'frames'}, "
+                            f"e.g. {example}")
+
+    try:
+        current, pending = None, []
+        dataset = storage.parquet_dataset(out_uri)
+        for tagged in dataset.scanner(columns=cols).scan_batches() if dataset.files else ():
+            part = tagged.fragment.path
+            if part != current and pending:
+                take(current, pa.Table.from_batches(pending))
+                pending = []
+            current = part
+            pending.append(tagged.record_batch)
+        if pending:
+            take(current, pa.Table.from_batches(pending))
+    except (OSError, pa.ArrowException) as first:
+        homes, statuses, problems, duplicates = {}, {}, [], {}
+        for f in storage.list_data_files(out_uri):
+            try:
+                t = storage.read_parquet_files([f], columns=cols)
+            except Exception as exc:  # noqa: BLE001 - an unreadable part is a finding, not a crash
+                problems.append(f"{f}: unreadable part file ({exc})")
+                continue
+            take(f, t)
+        if not problems:
+            problems.append(f"{out_uri}: the output could not be scanned ({first})")
+    report_duplicates()
+    return homes, statuses, problems
+
+
 def verify_output(out_uri: str, manifest_uri: Optional[str] = None) -> Dict[str, Any]:
     """A report: {"stage", "ok", "problems": [...], "warnings", "videos", "counts"}. The manifest is
     found through the run records unless ``manifest_uri`` names it."""
@@ -47,31 +107,8 @@ def verify_output(out_uri: str, manifest_uri: Optional[str] = None) -> Dict[str,
         return {"stage": stage, "ok": True, "problems": [], "note": f"nothing to verify for stage {stage!r}"}
 
     status_column = "status" if stage == "score" else "video_status"
-    # Memory stays at one part file plus one entry per video: a video lives in one part, so a
-    # duplicated frame can only sit inside one part, and a video in two parts shows in ``homes``.
-    homes: Dict[str, str] = {}  # video_id -> the part file holding it
-    statuses: Dict[str, str] = {}
-    for f in storage.list_data_files(out_uri):
-        cols = ["video_id", status_column] + ([] if stage == "score" else ["frame_index"])
-        try:
-            t = storage.read_parquet_files([f], columns=cols)
-        except Exception as exc:  # noqa: BLE001 - an unreadable part is a finding, not a crash
-            problems.append(f"{f}: unreadable part file ({exc})")
-            continue
-        keys: collections.Counter = collections.Counter()
-        for row in t.to_pylist():
-            vid = row["video_id"]
-            if homes.setdefault(vid, f) != f:
-                problems.append(f"{vid}: in 2 part files ({homes[vid]}, {f})")
-            statuses[vid] = row[status_column]
-            if stage == "score":
-                keys[vid] += 1
-            elif row["frame_index"] is not None:
-                keys[(vid, row["frame_index"])] += 1
-        dup = [k for k, n in keys.items() if n > 1]
-        if dup:
-            problems.append(f"{f}: {len(dup)} duplicated {'videos' if stage == 'score' else 'frames'}, "
-                            f"e.g. {dup[0]}")
+    homes, statuses, found = _scan_output(out_uri, stage, status_column)
+    problems += found
 
     if manifest_uri:
         from .datasets.manifest import load_manifest

@@ -1,4 +1,5 @@
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from difffake_ray.adm.combinations import combine_pairs
@@ -106,11 +107,17 @@ def _emb_rows(video, n_frames, dim=16, status="ok", label="real"):
             for i in range(n_frames if status == "ok" else 1)]
 
 
+def _table(rows, dim=16):
+    from difffake_ray import schema
+
+    return pa.Table.from_pylist(rows, schema=schema.embeddings_schema(dim))
+
+
 def test_video_score_is_mean_of_pair_scores_and_statuses(fitted_gmm):
     model = create_anomaly_model("gmm", seed=0).fit(rng.normal(size=(400, 16)) ** 2)
     meta = {"combination": "sub2", "l2_normalize": False, "embedding_dim": 16}
     rows = _emb_rows("v1", 12) + _emb_rows("v2", 1) + _emb_rows("v3", 0, status="unreadable")
-    out = {r["video_id"]: r for r in score_videos(rows, model, meta, n_pairs=30, min_gap=3, seed=0)}
+    out = {r["video_id"]: r for r in score_videos(_table(rows), model, meta, n_pairs=30, min_gap=3, seed=0)}
     assert set(out) == {"v1", "v2", "v3"}
     assert out["v2"]["status"] == "too_few_faces" and out["v2"]["score"] is None
     assert out["v3"]["status"] == "unreadable" and out["v3"]["score"] is None
@@ -124,14 +131,13 @@ def test_video_score_is_mean_of_pair_scores_and_statuses(fitted_gmm):
     p = video_pairs("v1", frames, 30, 3, 0)
     s = model.score_samples(combine_pairs("sub2", emb[p[:, 0]], emb[p[:, 1]], False))
     assert v1["score"] == pytest.approx(s.mean()) and v1["min_pair_score"] == pytest.approx(s.min())
-    again = score_videos(rows, model, meta, 30, 3, 0)
+    again = score_videos(_table(rows), model, meta, 30, 3, 0)
     assert [r["score"] for r in again] == [r["score"] for r in out.values()]
 
 
 def test_wrong_embedding_dimension_is_a_status():
     model = create_anomaly_model("gmm", seed=0).fit(rng.normal(size=(100, 16)))
-    rows = _emb_rows("v", 5, dim=8)
-    out = score_videos(rows, model, {"combination": "sub2", "l2_normalize": True, "embedding_dim": 16}, 30, 1, 0)
+    out = score_videos(_table(_emb_rows("v", 5, dim=8), dim=8), model, {"combination": "sub2", "l2_normalize": True, "embedding_dim": 16}, 30, 1, 0)
     assert out[0]["status"] == "error" and "dim 8" in out[0]["error"]
 
 
@@ -186,7 +192,7 @@ def test_evaluate_leaves_out_the_videos_the_model_was_fitted_on(tmp_path):
     adm, scores = str(tmp_path / "adm"), str(tmp_path / "scores")
     meta = run_fit(emb, adm, cfg)
     model, meta = load_model(adm)
-    rows = score_videos(table.to_pylist(), model, meta, 30, 1, 0)
+    rows = score_videos(table, model, meta, 30, 1, 0)
     storage.write_parquet_atomic(pa.Table.from_pylist(rows, schema=schema.SCORES_SCHEMA),
                                  storage.join(scores, "part-0.parquet"))
     write_run_record(scores, "score", cfg, inputs={"embeddings": emb, "model": adm}, counts={}, started=0)

@@ -4,11 +4,13 @@ model: the same resize and normalisation in training, export and embedding."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
 from difffake_ray.backbone import (PretrainedWeightsError, create_backbone, export_embedder,
                                    export_pretrained_embedder, load_embedder)
+from difffake_ray import schema
 from difffake_ray.preprocess import InputSpec
 
 LITE0 = "tf_efficientnet_lite0"
@@ -67,12 +69,14 @@ def test_input_spec_round_trips_through_export_and_feeds_embed_like_train(tmp_pa
                landmarks=np.tile([100.0, 100.0], 68).astype(np.float32).tolist())
     real_as_trained, _, _ = RealAndPseudoFakeDataset([row], PseudofakeConfig(), spec)[0]
     embedder = CropEmbedder(uri, batch_size=2, channels_last=False)
-    as_embedded = spec.normalise(embedder._prepare(row["crop"]))
+    as_embedded = spec.normalise(embedder.prepare(row["crop"]))
     assert real_as_trained.shape == (3, 160, 160)
     assert np.allclose(real_as_trained, as_embedded, atol=1e-6)
     with torch.inference_mode():
         direct = model(torch.from_numpy(as_embedded[None])).numpy()
-    assert np.allclose(embedder.embed_rows([row])[0]["embedding"], direct[0], atol=1e-4)
+    faces = pa.Table.from_pylist([row], schema=schema.FACES_SCHEMA)
+    embedded = embedder.embed_faces(faces)["embedding"][0].as_py()
+    assert np.allclose(embedded, direct[0], atol=1e-4)
 
 
 def test_v1_embedders_still_load_with_what_they_used(tmp_path):

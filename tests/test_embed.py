@@ -4,9 +4,11 @@ embedding) and the crop embedder, without Ray."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from difffake_ray.embed import PERTURBATIONS, CropEmbedder, perturb
+from difffake_ray import schema
 from difffake_ray.preprocess import InputSpec
 
 
@@ -53,8 +55,10 @@ def test_embedder_applies_the_perturbation_and_marks_corrupt_crops(tmp_path, cro
     rows = [dict(video_id="v", uri="u", label="real", dataset="d", method="m", split="test", video_status="ok",
                  status="ok", error=None, frame_index=i, crop=encode_image(crop)) for i in range(2)]
     rows[1]["crop"] = b"not an image"
-    clean = CropEmbedder(uri, batch_size=4).embed_rows(rows)
-    blurred = CropEmbedder(uri, batch_size=4, perturbation="blur5").embed_rows(rows)
+    faces = pa.Table.from_pylist(rows, schema=schema.FACES_SCHEMA)
+    clean = CropEmbedder(uri, batch_size=4).embed_faces(faces)
+    assert clean.schema.equals(schema.embeddings_schema(256))
+    clean, blurred = clean.to_pylist(), CropEmbedder(uri, batch_size=4, perturbation="blur5").embed_faces(faces).to_pylist()
     assert len(clean[0]["embedding"]) == 256
     assert not np.allclose(clean[0]["embedding"], blurred[0]["embedding"])
     assert clean[1]["status"] == "embed_error" and "frame 1" in clean[1]["error"] and clean[1]["embedding"] is None

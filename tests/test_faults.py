@@ -213,3 +213,23 @@ def test_verify_finds_duplicates_and_missing_videos(faces, tmp_path):
     report = verify_output(out)
     assert any("missing from the output" in p for p in report["problems"])
     assert any("differ from the run record" in p for p in report["problems"])
+
+
+def test_verify_finds_a_duplicated_frame_and_names_an_unreadable_part(faces, tmp_path):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = str(tmp_path / "faces")
+    shutil.copytree(faces, out)
+    parts = storage.list_data_files(out)
+    t = pq.read_table(parts[0])
+    pq.write_table(pa.concat_tables([t, t.slice(0, 1)]), parts[0])  # one frame twice, same part
+    report = verify_output(out)
+    assert any(p.endswith("1 duplicated frames, e.g. " + str((t["video_id"][0].as_py(), t["frame_index"][0].as_py())))
+               for p in report["problems"]), report["problems"]
+    with open(parts[1], "r+b") as fh:  # truncated: the Parquet footer is gone
+        fh.truncate(100)
+    report = verify_output(out)
+    assert any(p.startswith(f"{parts[1]}: unreadable part file") for p in report["problems"]), report["problems"]

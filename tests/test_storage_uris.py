@@ -28,8 +28,7 @@ def fit_and_evaluate_on(base: str) -> dict:
     assert meta2["combination"] == meta["combination"]
     from difffake_ray.score import score_videos
 
-    rows = storage.read_parquet_dir(storage.join(base, "emb")).to_pylist()
-    scores = score_videos(rows, model, meta2, cfg.score.pairs_per_video, 1, 0)
+    scores = score_videos(storage.read_parquet_dir(storage.join(base, "emb")), model, meta2, cfg.score.pairs_per_video, 1, 0)
     storage.write_parquet_atomic(pa.Table.from_pylist(scores, schema=schema.SCORES_SCHEMA),
                                  storage.join(base, "scores", "dataset=toy", "part-0.parquet"))
     metrics = run_evaluate(storage.join(base, "scores"), storage.join(base, "report"), cfg)

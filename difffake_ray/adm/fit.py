@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema, storage
@@ -16,29 +17,66 @@ from .models import create_anomaly_model
 from .persistence import save_model
 
 
-def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap: int, seed: int,
-                           l2_normalize: bool, split: str = "train") -> Tuple[np.ndarray, np.ndarray]:
-    """-> (pair features (N, D), the video id of each row (N,))."""
-    from ..score import group_video_embeddings, video_pairs
+def training_videos(emb_uri: str, split: str, max_videos: Optional[int], seed: int) -> List[str]:
+    """The real videos of ``split`` with usable faces, sorted; at most ``max_videos`` of them, a
+    seeded sample. One projected scan with the filter pushed down: the driver holds ids only."""
+    filt = _real_faces(split)
+    ids: set = set()
+    for batch in storage.scan_batches(emb_uri, ["video_id"], filter=filt):
+        ids.update(pc.unique(batch.column(0)).to_pylist())
+    videos = sorted(ids)
+    if max_videos is not None and len(videos) > max_videos:
+        rng = np.random.default_rng(seed)
+        videos = sorted(videos[i] for i in rng.choice(len(videos), size=max_videos, replace=False))
+    return videos
 
-    cols = schema.MANIFEST_COLUMNS + ["video_status", "status", "error", "frame_index", "embedding"]
-    t = storage.read_parquet_dir(emb_uri, columns=cols)
-    t = t.filter(pc.and_(pc.and_(pc.equal(t["label"], "real"), pc.equal(t["split"], split)),
-                         pc.equal(t["status"], schema.FRAME_OK)))
+
+def _real_faces(split: str):
+    import pyarrow.dataset as pads
+
+    return ((pads.field("label") == "real") & (pads.field("split") == split)
+            & (pads.field("status") == schema.FRAME_OK))
+
+
+def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap: int, seed: int,
+                           l2_normalize: bool, split: str = "train",
+                           max_pairs: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """-> (pair features (N, D), the video id of each row (N,)).
+
+    Reads only what the fit uses: the real videos of ``split`` (label, split and status filters
+    pushed down to the Parquet reader), three columns, numpy all the way. With ``max_pairs``, a
+    seeded sample of videos is read, enough for that many pairs, and the pairs are capped there:
+    the driver's memory is set by ``max_pairs``, not by the corpus."""
+    from ..score import frames_by_video, video_pairs
+
+    per_video = 1 if combination == "single" else n_pairs
+    max_videos = None if max_pairs is None else max(1, -(-max_pairs // per_video))
+    videos = training_videos(emb_uri, split, None if combination == "single" else max_videos, seed)
+    import pyarrow.dataset as pads
+
+    filt = _real_faces(split) & pads.field("video_id").isin(videos)
+    batches = list(storage.scan_batches(emb_uri, ["video_id", "status", "frame_index", "embedding"], filter=filt))
+    if not batches:
+        raise ValueError(f"{emb_uri}: no real video of split {split!r} has two usable faces to pair")
+    faces = frames_by_video(pa.Table.from_batches(batches))
+    del batches
     feats, owners = [], []
-    for vid, v in sorted(group_video_embeddings(t.to_pylist()).items()):
-        if len(v["frames"]) < 2:
+    for vid, (frames, emb) in sorted(faces.items()):
+        if len(frames) < 2:
             continue
-        emb = np.asarray(v["emb"], np.float32)
         if combination == "single":  # the single-frame baseline: every frame on its own
             feats.append(combine_pairs("single", emb, emb, l2_normalize))
         else:
-            pairs = video_pairs(vid, v["frames"], n_pairs, min_gap, seed)
+            pairs = video_pairs(vid, frames, n_pairs, min_gap, seed)
             feats.append(combine_pairs(combination, emb[pairs[:, 0]], emb[pairs[:, 1]], l2_normalize))
         owners.append(np.full(len(feats[-1]), vid, dtype=object))
     if not feats:
         raise ValueError(f"{emb_uri}: no real video of split {split!r} has two usable faces to pair")
-    return np.concatenate(feats), np.concatenate(owners)
+    X, who = np.concatenate(feats), np.concatenate(owners)
+    if max_pairs is not None and len(X) > max_pairs:
+        keep = np.sort(np.random.default_rng(seed).choice(len(X), size=max_pairs, replace=False))
+        X, who = X[keep], who[keep]
+    return X, who
 
 
 def select_reg_covar(X: np.ndarray, groups: np.ndarray, grid, n_folds: int, make_model) -> Dict[str, Any]:
@@ -66,7 +104,7 @@ def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     started = time.time()
     f = cfg.fit
     X, owners = collect_training_pairs(emb_uri, f.combination, f.pairs_per_video, f.min_frame_gap, f.seed,
-                                       f.l2_normalize, f.split)
+                                       f.l2_normalize, f.split, f.max_pairs or None)
 
     def make_model(reg_covar: float):
         return create_anomaly_model(f.anomaly_model, n_components=f.n_components, covariance_type=f.covariance_type,

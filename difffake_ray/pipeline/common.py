@@ -24,11 +24,11 @@ def part_name(video_ids: Iterable[str]) -> str:
 
 
 def completed_video_ids(out_uri: str) -> Set[str]:
-    """Video ids already written under ``out_uri`` (every part file holds whole videos)."""
+    """Video ids already written under ``out_uri`` (every part file holds whole videos): one
+    parallel, projected scan of the output, holding one id per video."""
     done: Set[str] = set()
-    for f in storage.list_data_files(out_uri):
-        t = storage.read_parquet_files([f], columns=["video_id"])
-        done.update(pc.unique(t["video_id"]).to_pylist())
+    for batch in storage.scan_batches(out_uri, ["video_id"]):
+        done.update(pc.unique(batch.column(0)).to_pylist())
     return done
 
 
@@ -41,17 +41,17 @@ def video_status_counts(table: pa.Table, status_column: str = "video_status") ->
 
 
 def output_counts(out_uri: str, status_column: str = "video_status") -> Dict[str, object]:
-    """{"videos": {status: n}, "rows": n, "ok_rows": n} over an output, one part file at a time:
-    every part holds whole videos, so per-part counts add up, and memory stays at one part."""
-    videos: collections.Counter = collections.Counter()
+    """{"videos": {status: n}, "rows": n, "ok_rows": n} over an output, in one parallel scan of
+    the columns it needs. The driver holds one status per video, never the rows."""
+    cols = ["video_id", status_column] + (["status"] if status_column != "status" else [])
+    status_of: Dict[str, str] = {}
     rows = ok_rows = 0
-    for f in storage.list_data_files(out_uri):
-        cols = ["video_id", status_column] + (["status"] if status_column != "status" else [])
-        t = storage.read_parquet_files([f], columns=cols)
-        videos.update(video_status_counts(t, status_column))
-        rows += t.num_rows
-        ok_rows += int(pc.sum(pc.equal(t["status"], schema.FRAME_OK)).as_py() or 0)
-    return {"videos": dict(videos), "rows": rows, "ok_rows": ok_rows}
+    for batch in storage.scan_batches(out_uri, cols):
+        rows += batch.num_rows
+        ok_rows += int(pc.sum(pc.equal(batch.column("status"), schema.FRAME_OK)).as_py() or 0)
+        per_video = pa.Table.from_batches([batch]).group_by(["video_id", status_column]).aggregate([])
+        status_of.update(zip(per_video["video_id"].to_pylist(), per_video[status_column].to_pylist()))
+    return {"videos": dict(collections.Counter(status_of.values())), "rows": rows, "ok_rows": ok_rows}
 
 
 def summary_line(stage: str, counts: Mapping[str, int], seconds: float, extra: str = "") -> str:

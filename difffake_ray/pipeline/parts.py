@@ -1,51 +1,85 @@
 """Part-file mapping on Ray Data: each input part file (whole videos) becomes output part file(s)
 of the same name, written atomically, then a ``_done/<name>`` marker. A rerun skips parts whose
-marker exists; a retried task rewrites the same names. Memory stays bounded by one part per actor,
-whatever the corpus size."""
+marker exists; a retried task rewrites the same names.
+
+Two stages, streamed the way Ray documents batch inference: CPU tasks read a part (projected to
+the columns the worker needs) and prepare it (``prepare``: e.g. decode and resize crops, on as
+many CPUs as the cluster has); an actor pool (one GPU per actor where there are GPUs) runs the
+worker on each whole part and writes its output. Reading and decoding overlap the model's work,
+and memory stays bounded by the parts in flight, whatever the corpus size."""
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import posixpath
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import storage
 from ..runtime import cluster_cpus, cluster_gpus
 
 DONE_DIR = "_done"
+PART, PART_ROWS = "__part", "__part_rows"  # bookkeeping columns between the two stages
+# A part is one batch of the worker stage; Ray Data must not split its block on the way (a part of
+# 16 videos x 40 crops at 380 px is ~280 MB), or the worker would see a fraction of a part.
+MAX_PART_BLOCK_BYTES = 4 << 30
+
+
+def load_parts(batch: Dict[str, np.ndarray], out_uri: str, out_schema: pa.Schema, in_columns: Optional[List[str]],
+               prepare: Optional[Callable[[pa.Table], pa.Table]]) -> pa.Table:
+    """CPU stage: one input part -> its (prepared) rows, tagged with the part's name and size."""
+    tables = []
+    for f in batch["file"]:
+        f = str(f)
+        name = posixpath.basename(f)
+        table = storage.read_parquet_files([f], columns=in_columns)
+        if table.num_rows == 0:  # nothing for the worker: the (empty) output is written here
+            _write_part(out_uri, name, out_schema.empty_table())
+            continue
+        if prepare is not None:
+            table = prepare(table)
+        n = table.num_rows
+        tables.append(table.append_column(PART, pa.array([name] * n, pa.string()))
+                           .append_column(PART_ROWS, pa.array([n] * n, pa.int64())))
+    if not tables:
+        return pa.table({"file": pa.array([], pa.string())})
+    return pa.concat_tables(tables)
+
+
+def _write_part(out_uri: str, name: str, table: pa.Table, partition_by: Optional[str] = None) -> None:
+    if partition_by:
+        for key in sorted(pc.unique(table[partition_by]).to_pylist()):
+            storage.write_parquet_atomic(table.filter(pc.equal(table[partition_by], key)),
+                                         storage.join(out_uri, f"{partition_by}={key}", name))
+    else:
+        storage.write_parquet_atomic(table, storage.join(out_uri, name))
+    storage.write_bytes_atomic(storage.join(out_uri, DONE_DIR, name), b"")
 
 
 class PartMapper:
-    def __init__(self, make_worker: Callable[[], Any], out_uri: str, out_schema: pa.Schema,
-                 partition_by: Optional[str] = None, in_columns: Optional[List[str]] = None):
-        self.worker = make_worker()
-        self.out_uri, self.out_schema = out_uri, out_schema
-        self.partition_by, self.in_columns = partition_by, in_columns
+    """Worker stage: ``make_worker()(part table) -> output table (or rows)``, written as the part's
+    output file(s) and its done marker."""
 
-    def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, List[Any]]:
-        files, rows_out = [], []
-        for f in batch["file"]:
-            f = str(f)
-            rows = storage.read_parquet_files([f], columns=self.in_columns).to_pylist()
-            out = self.worker(rows)
-            name = posixpath.basename(f)
-            if self.partition_by:
-                groups = collections.defaultdict(list)
-                for r in out:
-                    groups[r[self.partition_by]].append(r)
-                for key, part in sorted(groups.items()):
-                    storage.write_parquet_atomic(pa.Table.from_pylist(part, schema=self.out_schema),
-                                                 storage.join(self.out_uri, f"{self.partition_by}={key}", name))
-            else:
-                storage.write_parquet_atomic(pa.Table.from_pylist(out, schema=self.out_schema),
-                                             storage.join(self.out_uri, name))
-            storage.write_bytes_atomic(storage.join(self.out_uri, DONE_DIR, name), b"")
-            files.append(name)
-            rows_out.append(len(out))
-        return {"file": files, "rows": rows_out}
+    def __init__(self, make_worker: Callable[[], Any], out_uri: str, out_schema: pa.Schema,
+                 partition_by: Optional[str] = None):
+        self.worker = make_worker()
+        self.out_uri, self.out_schema, self.partition_by = out_uri, out_schema, partition_by
+
+    def __call__(self, batch: pa.Table) -> Dict[str, List[Any]]:
+        if PART not in batch.column_names:  # only empty parts in this block: written by the loader
+            return {"file": [], "rows": []}
+        names = pc.unique(batch[PART]).to_pylist()
+        if len(names) != 1 or batch.num_rows != batch[PART_ROWS][0].as_py():
+            raise RuntimeError(f"parts {names} arrived as a batch of {batch.num_rows} rows, not one whole part: "
+                               f"Ray Data split or merged their blocks")
+        out = self.worker(batch.drop_columns([PART, PART_ROWS]))
+        if not isinstance(out, pa.Table):
+            out = pa.Table.from_pylist(out, schema=self.out_schema)
+        _write_part(self.out_uri, names[0], out.cast(self.out_schema), self.partition_by)
+        return {"file": names, "rows": [out.num_rows]}
 
 
 def pending_parts(in_uri: str, out_uri: str) -> List[str]:
@@ -54,11 +88,26 @@ def pending_parts(in_uri: str, out_uri: str) -> List[str]:
     return [f for f in storage.list_data_files(in_uri) if posixpath.basename(f) not in done]
 
 
+@contextlib.contextmanager
+def _whole_part_blocks():
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    before = ctx.target_max_block_size
+    ctx.target_max_block_size = max(before or 0, MAX_PART_BLOCK_BYTES)
+    try:
+        yield
+    finally:
+        ctx.target_max_block_size = before
+
+
 def map_parts(in_uri: str, out_uri: str, make_worker: Callable[[], Any], out_schema: pa.Schema,
               desc: str, use_gpu_if_available: bool = False, gpus_per_actor: float = 1.0,
               concurrency: Optional[int] = None, partition_by: Optional[str] = None,
-              in_columns: Optional[List[str]] = None, progress: bool = True) -> int:
-    """Run ``make_worker()(rows) -> rows`` over every pending part of ``in_uri``. Returns rows written."""
+              in_columns: Optional[List[str]] = None, prepare: Optional[Callable[[pa.Table], pa.Table]] = None,
+              progress: bool = True) -> int:
+    """Run ``make_worker()(part table) -> table`` over every pending part of ``in_uri``, each part
+    read (and ``prepare``d) by a CPU task first. Returns rows written."""
     import ray
     from tqdm import tqdm
 
@@ -67,20 +116,25 @@ def map_parts(in_uri: str, out_uri: str, make_worker: Callable[[], Any], out_sch
     if not todo:
         return 0
     gpus = cluster_gpus() if use_gpu_if_available else 0.0
-    n_actors = concurrency or (int(gpus // gpus_per_actor) if gpus else int(cluster_cpus()))
+    # without GPUs the workers take three CPUs in four, the loading tasks what is left
+    n_actors = concurrency or (int(gpus // gpus_per_actor) if gpus else max(1, int(cluster_cpus()) * 3 // 4))
     n_actors = max(1, min(n_actors, len(todo)))
-    ds = ray.data.from_items([{"file": f} for f in todo], override_num_blocks=len(todo))
     kwargs = {"num_gpus": gpus_per_actor} if gpus else {"num_cpus": 1}
-    out = ds.map_batches(PartMapper, fn_constructor_kwargs=dict(make_worker=make_worker, out_uri=out_uri,
-                                                                out_schema=out_schema, partition_by=partition_by,
-                                                                in_columns=in_columns),
-                         batch_size=1, batch_format="numpy",
-                         # dead actors restart and their task is retried: Ray Data's default
-                         compute=ray.data.ActorPoolStrategy(size=n_actors), **kwargs)
     total = 0
-    bar = tqdm(total=len(todo), desc=desc, unit="part", disable=not progress)
-    for row in out.iter_rows():
-        total += int(row["rows"])
-        bar.update(1)
-    bar.close()
+    with _whole_part_blocks():
+        ds = ray.data.from_items([{"file": f} for f in todo], override_num_blocks=len(todo))
+        ds = ds.map_batches(load_parts, batch_size=1, batch_format="numpy", num_cpus=1,
+                            fn_kwargs=dict(out_uri=out_uri, out_schema=out_schema, in_columns=in_columns,
+                                           prepare=prepare))
+        out = ds.map_batches(PartMapper, fn_constructor_kwargs=dict(make_worker=make_worker, out_uri=out_uri,
+                                                                    out_schema=out_schema, partition_by=partition_by),
+                             batch_size=None, batch_format="pyarrow", zero_copy_batch=True,
+                             # dead actors restart and their task is retried: Ray Data's default
+                             compute=ray.data.ActorPoolStrategy(size=n_actors), **kwargs)
+        bar = tqdm(total=len(todo), desc=desc, unit="part", disable=not progress)
+        for row in out.iter_rows():
+            total += int(row["rows"])
+            bar.update(1)
+        bar.update(len(todo) - bar.n)  # empty parts, written by their loader
+        bar.close()
     return total
