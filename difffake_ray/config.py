@@ -107,7 +107,9 @@ class TrainConfig:
     num_workers: int = 1
     num_gpus: int = 0
     cpus_per_worker: int = 1
-    num_loader_workers: int = 0
+    # processes making pseudo-fakes per training worker; None: cpus_per_worker - 1 on a GPU worker
+    # (the accelerator never waits on the CPU), 0 on a CPU worker (its cores run the model)
+    num_loader_workers: Optional[int] = None
     keep_checkpoints: int = 5
     max_failures: int = 2
     amp: bool = True  # bf16 autocast on GPU

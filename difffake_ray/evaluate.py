@@ -94,9 +94,10 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     started = time.time()
     # columns, not row dicts: a score table of millions of videos stays a few hundred MB
     cols = ["video_id", "label", "dataset", "method", "split", "status", "score"]
-    df = storage.read_parquet_dir(scores_uri, columns=cols, schema=schema.SCORES_SCHEMA).to_pandas()
-    if cfg.evaluate.split:
-        df = df[df["split"] == cfg.evaluate.split]
+    import pyarrow.dataset as pads
+
+    split = pads.field("split") == cfg.evaluate.split if cfg.evaluate.split else None
+    df = storage.parquet_dataset(scores_uri, schema=schema.SCORES_SCHEMA).to_table(columns=cols, filter=split).to_pandas()
     left_out = {"fitted": 0, "trained": 0, "records": [], "missing": []}
     if cfg.evaluate.exclude_seen:
         seen = seen_videos(scores_uri)

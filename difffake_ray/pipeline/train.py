@@ -18,7 +18,7 @@ from .. import storage
 from ..config import Config
 from ..runtime import TRAINED_VIDEOS, is_verbose, ray_session, write_run_record, write_seen_videos
 from ..preprocess import InputSpec
-from ..train.data import TrainingDataError, load_real_faces, split_by_video
+from ..train.data import TrainingDataError, load_real_faces, shard_by_video, split_by_video
 from ..train.loop import META_FILE, MODEL_FILE, OPTIM_FILE
 
 RAY_RUN_NAME = "ray_train"
@@ -79,6 +79,7 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
         raise TrainingDataError("train: no usable real faces for training or validation")
     use_gpu = tcfg.num_gpus > 0
     num_workers = tcfg.num_gpus if use_gpu else max(1, tcfg.num_workers)
+    shards, shard_steps = shard_by_video(train_rows, num_workers, max(1, tcfg.batch_size // 2), tcfg.seed)
     resume_from = None
     if resume:
         latest = latest_checkpoint(run_dir)
@@ -91,7 +92,9 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
         trainer = TorchTrainer(
             _train_worker_entry,
             train_loop_config={"train": dataclasses.asdict(tcfg), "pseudofake": dataclasses.asdict(cfg.pseudofake),
-                               "faces": faces_uri, "resume_from": resume_from},
+                               "faces": faces_uri, "resume_from": resume_from, "shards": shards,
+                               "val_videos": sorted({r["video_id"] for r in val_rows}),
+                               "shard_steps": shard_steps},
             scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
                                          resources_per_worker={"CPU": tcfg.cpus_per_worker}),
             run_config=RunConfig(

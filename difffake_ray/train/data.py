@@ -6,10 +6,9 @@ a training video) and pairs their real frames with fixed pseudo-fakes: no fake m
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import pyarrow.compute as pc
 
 from .. import schema, storage
 from ..config import PseudofakeConfig
@@ -23,17 +22,23 @@ class TrainingDataError(ValueError):
 
 
 def load_real_faces(faces_uri: str, split: str = "train", frames_per_video: int = 0,
-                    with_images: bool = True) -> List[Dict]:
-    """Rows (video_id, frame_index, crop, landmarks) of usable real faces of ``split``.
+                    with_images: bool = True, videos: Optional[Sequence[str]] = None) -> List[Dict]:
+    """Rows (video_id, frame_index, crop, landmarks) of usable real faces of ``split``, of
+    ``videos`` only when given (a training worker's shard).
 
-    ``with_images=False`` reads keys only (video_id, frame_index): the driver's cheap check.
+    The label, split, status and video filters go down to the Parquet reader, so fakes, other
+    splits and other shards are never read into memory. ``with_images=False`` reads keys only
+    (video_id, frame_index): the driver's cheap check.
     """
+    import pyarrow.dataset as pads
+
     images = ["crop", "landmarks"] if with_images else []
-    cols = ["video_id", "frame_index", "label", "split", "status"] + images
-    table = storage.read_parquet_dir(faces_uri, columns=cols, schema=schema.FACES_SCHEMA)
-    keep = pc.and_(pc.and_(pc.equal(table["label"], "real"), pc.equal(table["split"], split)),
-                   pc.equal(table["status"], schema.FRAME_OK))
-    rows = table.filter(keep).select(["video_id", "frame_index"] + images).to_pylist()
+    keep = ((pads.field("label") == "real") & (pads.field("split") == split)
+            & (pads.field("status") == schema.FRAME_OK))
+    if videos is not None:
+        keep = keep & pads.field("video_id").isin(list(videos))
+    dataset = storage.parquet_dataset(faces_uri, schema=schema.FACES_SCHEMA)
+    rows = dataset.to_table(columns=["video_id", "frame_index"] + images, filter=keep).to_pylist()
     if frames_per_video:
         by_video: Dict[str, List[Dict]] = {}
         for r in rows:
@@ -44,6 +49,41 @@ def load_real_faces(faces_uri: str, split: str = "train", frames_per_video: int 
             idx = np.unique(np.round(np.linspace(0, len(frames) - 1, min(frames_per_video, len(frames)))).astype(int))
             rows.extend(frames[i] for i in idx)
     return rows
+
+
+def shard_by_video(rows: Sequence[Dict], world: int, batch_size: int, seed: int) -> Tuple[List[Dict], int]:
+    """Training faces dealt to ``world`` workers -> (one shard per worker, the batches per epoch
+    every worker runs; DDP needs the same number of steps on every worker: the smallest shard
+    sets it). A shard is ``{"videos": [...], "offset": k, "stride": n}``: the worker reads those
+    videos and keeps every n-th of their faces from the k-th. Whole videos are dealt, balanced
+    by face count, when there are at least as many videos as workers; a corpus of fewer videos
+    is dealt by face."""
+    frames: Dict[str, int] = {}
+    for r in rows:
+        frames[r["video_id"]] = frames.get(r["video_id"], 0) + 1
+    if not frames:
+        raise TrainingDataError("no training faces to shard")
+    if len(frames) < world:
+        total = sum(frames.values())
+        shards = [{"videos": sorted(frames), "offset": k, "stride": world} for k in range(world)]
+        sizes = [len(range(k, total, world)) for k in range(world)]
+    else:
+        videos = np.random.default_rng(seed).permutation(sorted(frames)).tolist()
+        dealt: List[List[str]] = [[] for _ in range(world)]
+        sizes = [0] * world
+        for vid in sorted(videos, key=lambda v: -frames[v]):  # largest first: near-equal shards
+            k = int(np.argmin(sizes))
+            dealt[k].append(vid)
+            sizes[k] += frames[vid]
+        shards = [{"videos": sorted(d), "offset": 0, "stride": 1} for d in dealt]
+    return shards, max(1, min(sizes) // batch_size)
+
+
+def take_shard(rows: Sequence[Dict], shard: Dict) -> List[Dict]:
+    """A worker's faces of its shard, in a fixed order (video, frame)."""
+    mine = set(shard["videos"])
+    ordered = sorted((r for r in rows if r["video_id"] in mine), key=lambda r: (r["video_id"], r["frame_index"]))
+    return ordered[shard["offset"]::shard["stride"]]
 
 
 def split_by_video(rows: Sequence[Dict], val_fraction: float, seed: int) -> Tuple[List[Dict], List[Dict]]:

@@ -22,7 +22,7 @@ from .. import storage
 from ..backbone import DetectorNet, create_backbone
 from ..config import PseudofakeConfig, TrainConfig
 from ..preprocess import InputSpec
-from .data import RealAndPseudoFakeDataset, load_real_faces, split_by_video
+from .data import RealAndPseudoFakeDataset, load_real_faces, take_shard
 from .nrs import confident_real_centres, nrs_weights
 from .sam import SAM, lr_at_epoch, sam_step
 
@@ -120,8 +120,17 @@ def load_checkpoint(directory: str, model, optimizer) -> int:
         return int(json.load(fh)["epoch"])
 
 
+def loader_workers(cfg: TrainConfig, on_gpu: bool) -> int:
+    """Loader processes per training worker: as configured, else (None) every CPU but the
+    training thread's on a GPU worker, and none on a CPU worker, whose cores run the model."""
+    if cfg.num_loader_workers is not None:
+        return cfg.num_loader_workers
+    return max(1, cfg.cpus_per_worker - 1) if on_gpu else 0
+
+
 def train_worker(config: Dict[str, Any]) -> None:
-    """Ray Train entry point. ``config``: {"train": TrainConfig dict, "pseudofake": dict, "faces": uri}."""
+    """Ray Train entry point. ``config``: {"train": TrainConfig dict, "pseudofake": dict, "faces": uri,
+    "shards": [shard_by_video's shard per worker], "val_videos": [...], "shard_steps": n, "resume_from"}."""
     import ray.train
     import ray.train.torch as rtt
 
@@ -135,15 +144,23 @@ def train_worker(config: Dict[str, Any]) -> None:
 
     net = build_model(cfg)
     spec = InputSpec.from_model(net.backbone, cfg.image_size)  # what the weights were trained with
-    rows = load_real_faces(config["faces"], "train", cfg.frames_per_video)
-    train_rows, val_rows = split_by_video(rows, cfg.val_fraction, cfg.seed)
-    train_ds = RealAndPseudoFakeDataset(train_rows, pcfg, spec, seed=cfg.seed)
+    # This worker reads its own shard of training videos (and the validation videos) and nothing
+    # else: the driver dealt whole videos to workers, balanced, and set the steps per epoch.
+    shard, val_videos, shard_steps = config["shards"][rank], config["val_videos"], config["shard_steps"]
+    rows = load_real_faces(config["faces"], "train", cfg.frames_per_video, videos=shard["videos"] + val_videos)
+    train_rows = take_shard(rows, shard)
+    val_set = set(val_videos)
+    val_rows = [r for r in rows if r["video_id"] in val_set]
+    train_ds = RealAndPseudoFakeDataset(train_rows, pcfg, spec, seed=cfg.seed + 1000 * rank)
     val_ds = RealAndPseudoFakeDataset(val_rows, pcfg, spec, seed=cfg.seed + 1, fixed=True)
     half = max(1, cfg.batch_size // 2)
+    # pseudo-fakes are made by loader processes, so the accelerator does not wait on the CPU
+    loaders = loader_workers(cfg, torch.cuda.is_available())
     loader = torch.utils.data.DataLoader(train_ds, batch_size=half, shuffle=True, drop_last=len(train_ds) > half,
-                                         num_workers=cfg.num_loader_workers)
-    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=half, num_workers=cfg.num_loader_workers)
-    loader = rtt.prepare_data_loader(loader)
+                                         num_workers=loaders, persistent_workers=False,
+                                         pin_memory=torch.cuda.is_available())
+    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=half, num_workers=loaders)
+    loader = rtt.prepare_data_loader(loader, add_dist_sampler=False)  # sharded by video already
     val_loader = rtt.prepare_data_loader(val_loader, add_dist_sampler=False)
 
     model = rtt.prepare_model(net)
@@ -163,13 +180,13 @@ def train_worker(config: Dict[str, Any]) -> None:
     for epoch in range(start_epoch, cfg.epochs):
         for g in optimizer.param_groups:
             g["lr"] = lr_at_epoch(epoch, cfg.lr, cfg.epochs, cfg.lr_decay_start_epoch)
-        if world > 1 and hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
         model.train()
         t0, n_images, losses = time.perf_counter(), 0, []
         real_feats, real_probs = [], []
         for step, (real, fake, _) in enumerate(loader):
+            if step >= shard_steps:  # every worker runs the same number of DDP steps
+                break
             loss, logits, feats = train_step(model, optimizer, real, fake, device, cfg.amp, centres, epoch, cfg)
             losses.append(loss.item())
             n_images += 2 * real.shape[0]
