@@ -7,8 +7,11 @@
    Parquet) vs. a plain torch loop over the same crops already decoded in memory, same model and
    batch size. Target: the pipeline at >= 85% of the plain loop. Ray is started before timing.
 
+On a GPU the same comparison is the issue's "pipeline at >= 90% of model-only": both sides run
+the model in bf16 autocast with channels_last on the same GPU, the pipeline with one actor on it.
+
     python bench/score.py                      # CPU
-    python bench/score.py --crops 4096 --backbone efficientnet_b4   # bigger, or on a GPU
+    python bench/score.py --device cuda --crops 8192 --backbone efficientnet_b4 --batch-size 128
 """
 
 from __future__ import annotations
@@ -93,7 +96,8 @@ def ensure_faces(workdir: str, n_crops: int) -> str:
     return faces
 
 
-def bench_embed(faces: str, backbone_uri: str, workdir: str, batch_size: int, actors: int) -> dict:
+def bench_embed(faces: str, backbone_uri: str, workdir: str, batch_size: int, actors: int,
+                device: str = "cpu") -> dict:
     import torch
 
     from difffake_ray import schema, storage
@@ -105,7 +109,7 @@ def bench_embed(faces: str, backbone_uri: str, workdir: str, batch_size: int, ac
     crops = [c for c, s in zip(table["crop"].to_pylist(), table["status"].to_pylist()) if s == schema.FRAME_OK]
 
     torch.set_num_threads(actors)
-    embedder = CropEmbedder(backbone_uri, batch_size=batch_size)
+    embedder = CropEmbedder(backbone_uri, batch_size=batch_size, device=device)
     t = time.perf_counter()
     images = np.stack([embedder.prepare(c) for c in crops])
     decode_s = time.perf_counter() - t
@@ -113,6 +117,8 @@ def bench_embed(faces: str, backbone_uri: str, workdir: str, batch_size: int, ac
     t = time.perf_counter()
     for start in range(0, len(images), batch_size):
         embedder.forward(images[start:start + batch_size])
+    if device == "cuda":
+        torch.cuda.synchronize()
     plain_s = time.perf_counter() - t
 
     out = os.path.join(workdir, "emb")
@@ -124,10 +130,12 @@ def bench_embed(faces: str, backbone_uri: str, workdir: str, batch_size: int, ac
     run_embed(faces, out, backbone_uri, cfg, progress=False)
     pipe_s = time.perf_counter() - t
     n = len(crops)
+    target = 0.90 if device == "cuda" else 0.85
     return {"crops": n, "batch_size": batch_size, "actors_or_threads": actors,
             "plain_loop_crops_per_s": n / plain_s, "plain_decode_seconds": decode_s,
             "pipeline_crops_per_s": n / pipe_s, "pipeline_seconds_incl_actor_start": pipe_s,
-            "pipeline_vs_plain": plain_s / pipe_s, "target": 0.85, "target_met": plain_s / pipe_s >= 0.85}
+            "pipeline_vs_plain": plain_s / pipe_s, "target": target, "target_met": plain_s / pipe_s >= target,
+            "device": device}
 
 
 def main() -> None:
@@ -142,6 +150,8 @@ def main() -> None:
     ap.add_argument("--actors", type=int, default=os.cpu_count())
     ap.add_argument("--workdir", default="bench/out/score")
     ap.add_argument("--skip-embed", action="store_true")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: the model-only loop and one pipeline actor on the GPU, bf16")
     args = ap.parse_args()
 
     result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
@@ -158,21 +168,26 @@ def main() -> None:
         from difffake_ray.preprocess import InputSpec
 
         os.makedirs(args.workdir, exist_ok=True)
-        ray.init(address="local", include_dashboard=False, num_cpus=args.actors, configure_logging=False)
+        gpus = 1 if args.device == "cuda" else 0
+        if gpus:
+            args.actors = 1  # one actor per GPU in the pipeline
+        ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count() if gpus else args.actors,
+                 num_gpus=gpus, configure_logging=False)
         faces = ensure_faces(args.workdir, args.crops)
         backbone_uri = os.path.join(args.workdir, f"{args.backbone}.pt")
         model = create_backbone(args.backbone, pretrained=False, num_classes=1)
         export_embedder(model, backbone_uri, args.backbone, InputSpec.from_model(model, args.image_size))
-        emb = bench_embed(faces, backbone_uri, args.workdir, args.batch_size, args.actors)
+        emb = bench_embed(faces, backbone_uri, args.workdir, args.batch_size, args.actors, args.device)
         ray.shutdown()
         result["embed"] = dict(emb, backbone=args.backbone, image_size=args.image_size)
         print(f"embed, {emb['crops']} crops, {args.backbone} at {args.image_size}px: plain loop "
               f"{emb['plain_loop_crops_per_s']:.1f} crops/s (decoded in memory), pipeline "
               f"{emb['pipeline_crops_per_s']:.1f} crops/s (Parquet in, decode, forward, Parquet out): "
-              f"{100 * emb['pipeline_vs_plain']:.0f}% of the plain loop (target 85%)", flush=True)
+              f"{100 * emb['pipeline_vs_plain']:.0f}% of the plain loop (target {100 * emb['target']:.0f}%)", flush=True)
 
     os.makedirs("bench/results", exist_ok=True)
-    out = f"bench/results/score-{platform.machine()}-{os.cpu_count()}cpu.json"
+    gpu = "" if args.device == "cpu" else "-" + __import__("torch").cuda.get_device_name().replace(" ", "_")
+    out = f"bench/results/score-{platform.machine()}-{os.cpu_count()}cpu{gpu}.json"
     with open(out, "w") as fh:
         json.dump(result, fh, indent=2)
     print(f"written {out}")

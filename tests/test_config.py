@@ -45,3 +45,34 @@ def test_bad_config_fails_fast(override, message):
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/config.yaml")
+
+
+@pytest.mark.parametrize("override, message", [
+    # the values that mislabelled good videos (no_frames, no_face, unreadable) or died inside Ray
+    ("extract.n_frames=0", r"extract.n_frames = 0: must be between 1 and 10000"),
+    ("extract.n_frames=-5", r"extract.n_frames = -5"),
+    ("extract.crop_size=0", r"extract.crop_size = 0: must be >= 16"),
+    ("extract.frame_sampling=bogus", r"extract.frame_sampling = 'bogus': must be one of linspace, reference"),
+    ("extract.detector=bogus", r"extract.detector = 'bogus': must be one of haar"),
+    ("extract.landmarker=x", r"extract.landmarker = 'x': must be one of dlib68, lbf"),
+    ("pseudofake.mask_generators=[difffake,nope]", r"item 1 \('nope'\) must be one of"),
+    ("fit.combination=sub4", r"fit.combination = 'sub4'"),
+    ("fit.anomaly_model=knn", r"fit.anomaly_model = 'knn': must be one of autoencoder, gmm, ocsvm"),
+    ("fit.reg_covar_grid=[]", r"fit.reg_covar_grid = \[\]: must not be empty"),
+    ("train.val_fraction=1.5", r"train.val_fraction = 1.5"),
+    ("embed.perturbation=jpeg5O", r"embed.perturbation = 'jpeg5O'"),
+    ("evaluate.split=tset", r"evaluate.split = 'tset'"),
+    ("corpus.min_seconds=7", r"corpus.max_seconds = 6.0: must be >= corpus.min_seconds"),
+])
+def test_every_value_is_checked_where_it_is_defined(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_a_section_rebuilt_from_a_dict_is_checked_too():
+    from difffake_ray.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="train.batch_size = 1"):
+        TrainConfig(batch_size=1)
+    for name in ("configs/default.yaml", "configs/cpu.yaml", "configs/demo.yaml"):
+        load_config(name)  # every shipped config passes

@@ -14,6 +14,8 @@ import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import schema, storage
 from ..config import Config, ExtractConfig
@@ -63,14 +65,17 @@ def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] =
     storage.remove_temporaries(out_uri)
     storage.write_parquet_atomic(manifest, storage.join(out_uri, MANIFEST_RECORD))
     done = completed_video_ids(out_uri)
-    todo = [r for r in manifest.to_pylist() if r["video_id"] not in done]
+    # the manifest stays an Arrow table (a million rows as dicts would cost the driver ~1 GB)
+    todo = manifest.filter(pc.invert(pc.is_in(manifest["video_id"], pa.array(sorted(done), pa.string()))))
     ecfg = cfg.extract
-    if todo:
+    if todo.num_rows:
         with ray_session(cfg.ray):
             import ray
 
-            n_blocks = max(1, math.ceil(len(todo) / ecfg.videos_per_file))
-            ds = ray.data.from_items(todo, override_num_blocks=n_blocks)
+            k = ecfg.videos_per_file
+            n_blocks = max(1, math.ceil(todo.num_rows / k))
+            # one block per part: the actor pool gets a task per part file
+            ds = ray.data.from_arrow([todo.slice(i * k, k) for i in range(n_blocks)])
             workers = max(1, int(cluster_cpus()))
             summaries = ds.map_batches(
                 ExtractAndWrite,
@@ -83,7 +88,7 @@ def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] =
                 # max_task_retries default to -1 for actor pools): the fault tests rely on it
                 compute=ray.data.ActorPoolStrategy(size=min(workers, n_blocks)),
             )
-            _drain(summaries, len(todo), progress)
+            _drain(summaries, todo.num_rows, progress)
     tally = output_counts(out_uri)
     counts, n_faces = tally["videos"], tally["ok_rows"]
     record = write_run_record(

@@ -26,6 +26,8 @@ PART, PART_ROWS = "__part", "__part_rows"  # bookkeeping columns between the two
 # A part is one batch of the worker stage; Ray Data must not split its block on the way (a part of
 # 16 videos x 40 crops at 380 px is ~280 MB), or the worker would see a fraction of a part.
 MAX_PART_BLOCK_BYTES = 4 << 30
+# Without GPUs, of each core: what the loading tasks reserve; the model's workers take the rest
+LOADER_SHARE = 0.25
 
 
 def load_parts(batch: Dict[str, np.ndarray], out_uri: str, out_schema: pa.Schema, in_columns: Optional[List[str]],
@@ -116,14 +118,15 @@ def map_parts(in_uri: str, out_uri: str, make_worker: Callable[[], Any], out_sch
     if not todo:
         return 0
     gpus = cluster_gpus() if use_gpu_if_available else 0.0
-    # without GPUs the workers take three CPUs in four, the loading tasks what is left
-    n_actors = concurrency or (int(gpus // gpus_per_actor) if gpus else max(1, int(cluster_cpus()) * 3 // 4))
-    n_actors = max(1, min(n_actors, len(todo)))
-    kwargs = {"num_gpus": gpus_per_actor} if gpus else {"num_cpus": 1}
+    if gpus:  # one worker per GPU (or per share of one); the loading tasks have the CPUs
+        n_actors, kwargs, loader_cpus = int(gpus // gpus_per_actor), {"num_gpus": gpus_per_actor}, 1.0
+    else:  # a worker per core runs the model; loading (a small share of the work) has a quarter of each
+        n_actors, kwargs, loader_cpus = int(cluster_cpus()), {"num_cpus": 1 - LOADER_SHARE}, LOADER_SHARE
+    n_actors = max(1, min(concurrency or n_actors, len(todo)))
     total = 0
     with _whole_part_blocks():
         ds = ray.data.from_items([{"file": f} for f in todo], override_num_blocks=len(todo))
-        ds = ds.map_batches(load_parts, batch_size=1, batch_format="numpy", num_cpus=1,
+        ds = ds.map_batches(load_parts, batch_size=1, batch_format="numpy", num_cpus=loader_cpus,
                             fn_kwargs=dict(out_uri=out_uri, out_schema=out_schema, in_columns=in_columns,
                                            prepare=prepare))
         out = ds.map_batches(PartMapper, fn_constructor_kwargs=dict(make_worker=make_worker, out_uri=out_uri,
