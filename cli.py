@@ -321,7 +321,14 @@ def evaluate_cmd(ctx, scores, out, split, all_videos):
     from difffake_ray.evaluate import run_evaluate
 
     extra = ([f"evaluate.split={split}"] if split else []) + (["evaluate.exclude_seen=false"] if all_videos else [])
-    run_evaluate(scores, out, _load(ctx, extra))
+    try:
+        metrics = run_evaluate(scores, out, _load(ctx, extra))
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    overall = metrics["overall"]
+    if not (overall["n_real"] and overall["n_fake"]):  # an AUC of nan is not a result
+        _fail(f"evaluate: no AUC for {scores}: {overall['n_real']} real and {overall['n_fake']} fake videos with a "
+              f"score of {metrics['videos']} videos left after the seen ones; not scored: {metrics['not_scored_by_status']})")
 
 
 @main.command("robustness")

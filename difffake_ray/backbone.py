@@ -80,8 +80,45 @@ def save_state(obj: Dict[str, Any], uri: str) -> None:
     storage.write_bytes_atomic(uri, buf.getvalue())
 
 
+class ModelFileError(ValueError):
+    """A backbone file that cannot be used: named, with its cause, in one line."""
+
+
 def load_state(uri: str, map_location: str = "cpu") -> Dict[str, Any]:
-    return torch.load(io.BytesIO(storage.read_bytes(uri)), map_location=map_location, weights_only=True)
+    """``torch.load(weights_only=True)`` of any URI; a file it cannot read is a ModelFileError."""
+    import pickle
+
+    data = storage.read_bytes(uri)
+    try:
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refused an object
+        cause = next((ln for ln in str(exc).splitlines() if "Unsupported global" in ln), "holds pickled objects")
+        raise ModelFileError(f"{uri}: refused by torch.load(weights_only=True): {cause.strip()}") from None
+    except (RuntimeError, EOFError, ValueError, KeyError) as exc:  # truncated, not a torch file
+        raise ModelFileError(f"{uri}: not a readable PyTorch file ({str(exc).splitlines()[0]})") from None
+
+
+def load_embedder_file(uri: str) -> Dict[str, Any]:
+    """The exported embedder's {"state_dict", "meta"}, checked: its format, the keys that rebuild
+    it, finite weights. v1 files (before the input spec was recorded) get what v1 used."""
+    obj = load_state(uri)
+    if not isinstance(obj, dict) or not isinstance(obj.get("meta"), dict) or not isinstance(obj.get("state_dict"), dict):
+        raise ModelFileError(f"{uri}: not an exported difffake embedder: no meta/state_dict "
+                             f"(python cli.py train writes best.pt; cli.py pretrained an ImageNet one)")
+    meta = obj["meta"]
+    fmt = meta.get("format")
+    if fmt not in (EMBEDDER_FORMAT, "difffake-embedder-v1"):
+        raise ModelFileError(f"{uri}: unknown embedder format {fmt!r}")
+    missing = [k for k in ("arch", "feature_dim", "image_size") + (("input",) if fmt == EMBEDDER_FORMAT else ())
+               if k not in meta]
+    if missing:
+        raise ModelFileError(f"{uri}: embedder meta lacks {', '.join(missing)}")
+    bad = [k for k, t in obj["state_dict"].items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ModelFileError(f"{uri}: non-finite weights (NaN/inf) in {len(bad)} tensor(s), e.g. {bad[0]}")
+    if fmt == "difffake-embedder-v1":  # written before the input spec was recorded: what v1 used
+        meta["input"] = InputSpec(int(meta["image_size"]), tuple(meta["mean"]), tuple(meta["std"]), "area").to_meta()
+    return obj
 
 
 def classifier_prefixes(model: nn.Module) -> Tuple[str, ...]:
@@ -125,13 +162,8 @@ def load_embedder(uri: str, device: str = "cpu") -> Tuple[nn.Module, Dict[str, A
     """-> (model returning pooled features (B, D), meta with ``meta["input"]`` the InputSpec)."""
     import timm
 
-    obj = load_state(uri)
-    fmt = obj.get("meta", {}).get("format") if isinstance(obj, dict) else None
-    if fmt not in (EMBEDDER_FORMAT, "difffake-embedder-v1"):
-        raise ValueError(f"{uri} is not an exported difffake embedder (python cli.py train writes best.pt)")
+    obj = load_embedder_file(uri)
     meta = obj["meta"]
-    if fmt == "difffake-embedder-v1":  # written before the input spec was recorded: what v1 used
-        meta["input"] = InputSpec(int(meta["image_size"]), tuple(meta["mean"]), tuple(meta["std"]), "area").to_meta()
     model = timm.create_model(meta["arch"], pretrained=False, num_classes=0)
     model.load_state_dict(obj["state_dict"], strict=True)
     return model.eval().to(device), meta

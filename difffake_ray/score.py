@@ -88,6 +88,11 @@ def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int,
         for pos, n in owners:
             s = ll[start:start + n]
             start += n
+            if not np.all(np.isfinite(s)):  # never an ok row with a NaN score
+                out[pos].update(status=schema.ERROR, n_pairs=n,
+                                error=f"{out[pos]['video_id']}: {int(np.sum(~np.isfinite(s)))} of {n} pair scores "
+                                      f"are not finite (NaN/inf in its embeddings or the model)")
+                continue
             out[pos].update(score=float(s.mean()), n_pairs=n, min_pair_score=float(s.min()),
                             median_pair_score=float(np.median(s)))
     return out

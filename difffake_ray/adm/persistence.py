@@ -24,12 +24,27 @@ def save_model(model, out_uri: str, meta: Dict[str, Any]) -> None:
 
 
 def load_model(uri: str) -> Tuple[Any, Dict[str, Any]]:
+    """-> (model, meta). Every way a model folder can be wrong fails here, in one line naming the
+    file and the cause: missing, unreadable, not pickle-free, keys or shapes missing, non-finite."""
+    import json
+    import zipfile
+
+    meta_uri, arrays_uri = storage.join(uri, META_FILE), storage.join(uri, ARRAYS_FILE)
     try:
-        meta = storage.read_json(storage.join(uri, META_FILE))
+        meta = storage.read_json(meta_uri)
     except FileNotFoundError:
         raise FileNotFoundError(f"{uri}: no {META_FILE} (write one with `python cli.py fit`)") from None
-    with np.load(io.BytesIO(storage.read_bytes(storage.join(uri, ARRAYS_FILE))), allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{meta_uri}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{meta_uri}: not a JSON object")
+    try:
+        with np.load(io.BytesIO(storage.read_bytes(arrays_uri)), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{arrays_uri}: not found (write it with `python cli.py fit`)") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:  # truncated, or holds pickled objects
+        raise ModelFileError(f"{arrays_uri}: not a readable pickle-free npz ({str(exc).splitlines()[0]})") from None
     check_model(uri, meta, arrays)
     cls = ANOMALY_MODELS.get(meta["anomaly_model"])
     return cls.from_arrays(arrays, meta["params"]), meta
@@ -43,9 +58,13 @@ def check_model(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -
     """Fail at load, naming the file, rather than mid-job with a shape error."""
     from .combinations import COMBINATIONS
 
-    for key in ("anomaly_model", "combination", "embedding_dim", "params"):
+    for key in ("anomaly_model", "combination", "embedding_dim", "l2_normalize", "params"):
         if key not in meta:
             raise ModelFileError(f"{uri}/{META_FILE}: no {key!r} (not written by `cli.py fit`?)")
+    for key, a in arrays.items():  # a NaN here would give NaN scores for every video
+        if np.issubdtype(a.dtype, np.number) and not np.all(np.isfinite(a)):
+            raise ModelFileError(f"{uri}/{ARRAYS_FILE}: {key} holds {int(np.sum(~np.isfinite(a)))} non-finite "
+                                 f"value(s) (NaN/inf)")
     if meta["anomaly_model"] not in ANOMALY_MODELS:
         raise ModelFileError(f"{uri}/{META_FILE}: unknown anomaly model {meta['anomaly_model']!r}; "
                              f"known: {', '.join(ANOMALY_MODELS.names())}")

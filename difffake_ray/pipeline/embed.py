@@ -10,7 +10,7 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import schema, storage
-from ..backbone import fingerprint, load_state
+from ..backbone import fingerprint, load_embedder_file
 from ..config import Config
 from ..preprocess import InputSpec
 from ..runtime import ray_session, write_run_record
@@ -29,7 +29,7 @@ def _make_embedder(backbone_uri: str, batch_size: int, amp: bool, channels_last:
 def run_embed(faces_uri: str, out_uri: str, backbone_uri: str, cfg: Config, progress: bool = True) -> Dict[str, Any]:
     started = time.time()
     faces_uri, out_uri, backbone_uri = (storage.absolute(u) for u in (faces_uri, out_uri, backbone_uri))
-    meta = load_state(backbone_uri)["meta"]  # fails fast on a wrong file, before any worker starts
+    meta = load_embedder_file(backbone_uri)["meta"]  # a wrong file fails here, before any worker starts
     dim = int(meta["feature_dim"])
     ecfg = cfg.embed
     from ..embed import perturb, prepare_crops
