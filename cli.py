@@ -43,6 +43,11 @@ def ray_address_option(fn):
                              "default: a local Ray in-process.")(fn)
 
 
+def overwrite_option(fn):
+    return click.option("--overwrite", is_flag=True,
+                        help="Empty OUT first: needed to rewrite an output made with other settings.")(fn)
+
+
 class PipelineOrder(click.Group):
     """Commands listed in the order a user runs them, not alphabetically."""
 
@@ -168,21 +173,27 @@ def manifest_cmd(adapter, root, out, split, options):
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Adapter option (repeatable).")
 @click.option("--format", "image_format", type=click.Choice(["png", "jpeg"]), default=None,
               help="Crop encoding (default png, lossless).")
+@click.option("--redo-failed", is_flag=True,
+              help="Redo every failed video of OUT (by default a rerun redoes missing and error only).")
+@overwrite_option
 @click.pass_context
 def extract_cmd(ctx, source: str, out: str, adapter: Optional[str], split: Optional[str], options,
-                image_format: Optional[str]):
+                image_format: Optional[str], redo_failed: bool, overwrite: bool):
     """Faces of every video in SOURCE (folder, CSV/Parquet manifest, or dataset root) -> OUT Parquet.
 
     40 equally spaced frames per video, Haar face, 68 landmarks, 1.3x crop, 224 px. Rerunning skips
-    videos already complete in OUT.
+    videos already complete in OUT and redoes those that were missing or failed unexpectedly; into
+    an OUT made with other settings it refuses (--overwrite redoes everything).
     """
     from difffake_ray.datasets.manifest import ManifestError
+    from difffake_ray.pipeline.claim import OutputClaimError
     from difffake_ray.pipeline.extract import run_extract
 
     cfg = _load(ctx, [f"extract.image_format={image_format}"] if image_format else [])
     try:
-        run_extract(source, out, cfg, adapter=adapter, split=split, adapter_options=_parse_options(options))
-    except ManifestError as exc:
+        run_extract(source, out, cfg, adapter=adapter, split=split, adapter_options=_parse_options(options),
+                    redo_failed=redo_failed, overwrite=overwrite)
+    except (ManifestError, OutputClaimError) as exc:
         _fail(exc)
 
 
@@ -261,12 +272,18 @@ def preview_cmd(ctx, faces, out_png, n):
 @click.argument("out")
 @click.option("--backbone", "backbone_uri", required=True, help="Exported backbone (RUN_DIR/best.pt).")
 @click.option("--perturbation", default=None, help="Robustness protocol: resize128, blur3, jpeg50, ...")
+@overwrite_option
 @click.pass_context
-def embed_cmd(ctx, faces, out, backbone_uri, perturbation):
-    """Embeddings of every stored face (Ray Data actor pool; one GPU per actor when there are GPUs)."""
+def embed_cmd(ctx, faces, out, backbone_uri, perturbation, overwrite):
+    """Embeddings of every stored face: CPU tasks decode the crops, an actor pool runs the backbone
+    (one GPU per actor when there are GPUs)."""
     from difffake_ray.pipeline.embed import run_embed
 
-    run_embed(faces, out, backbone_uri, _load(ctx, [f"embed.perturbation={perturbation}"] if perturbation else []))
+    try:
+        run_embed(faces, out, backbone_uri, _load(ctx, [f"embed.perturbation={perturbation}"] if perturbation else []),
+                  overwrite=overwrite)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
 
 
 @main.command("fit")
@@ -293,13 +310,14 @@ def fit_cmd(ctx, emb, out, combination, components, anomaly_model):
 @click.argument("emb")
 @click.argument("out")
 @click.option("--adm", "model_uri", required=True, help="Folder written by `fit`.")
+@overwrite_option
 @click.pass_context
-def score_cmd(ctx, emb, out, model_uri):
+def score_cmd(ctx, emb, out, model_uri, overwrite):
     """Per video: 30 pairs, mean log-likelihood (higher = more real) -> Parquet table by dataset."""
     from difffake_ray.pipeline.score import run_score
 
     try:
-        run_score(emb, out, model_uri, _load(ctx))
+        run_score(emb, out, model_uri, _load(ctx), overwrite=overwrite)
     except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
 

@@ -233,3 +233,44 @@ def test_verify_finds_a_duplicated_frame_and_names_an_unreadable_part(faces, tmp
         fh.truncate(100)
     report = verify_output(out)
     assert any(p.startswith(f"{parts[1]}: unreadable part file") for p in report["problems"]), report["problems"]
+
+
+def test_a_truncated_input_part_is_named_and_everything_else_is_embedded(ray_local, faces, tmp_path):
+    """One corrupt faces part: the other parts are embedded, the stage names the bad file in one
+    line and fails; once the part is restored a rerun completes it and verify passes."""
+    import shutil
+
+    from difffake_ray.backbone import create_backbone, export_embedder
+    from difffake_ray.pipeline.embed import run_embed
+    from difffake_ray.pipeline.parts import UnreadableInputError
+    from difffake_ray.preprocess import InputSpec
+    from difffake_ray.runtime import read_run_record
+
+    src = str(tmp_path / "faces")
+    shutil.copytree(faces, src)
+    parts = storage.list_data_files(src)
+    bad = parts[0]
+    good_bytes = open(bad, "rb").read()
+    with open(bad, "wb") as fh:  # the footer is gone: "Parquet magic bytes not found"
+        fh.write(good_bytes[: len(good_bytes) // 2])
+    backbone = str(tmp_path / "tiny.pt")
+    tiny = create_backbone("test_efficientnet", pretrained=False, num_classes=1)
+    export_embedder(tiny, backbone, "test_efficientnet", InputSpec.from_model(tiny, 32))
+    emb = str(tmp_path / "emb")
+    with pytest.raises(UnreadableInputError) as exc:
+        run_embed(src, emb, backbone, fast_config(), progress=False)
+    message = str(exc.value)
+    assert "\n" not in message and bad in message and "unreadable part file" in message
+    lost = set(storage.read_parquet_files([faces + "/" + os.path.basename(bad)], columns=["video_id"])["video_id"]
+               .to_pylist())
+    got = set(storage.read_parquet_dir(emb, columns=["video_id"])["video_id"].to_pylist())
+    everything = set(storage.read_parquet_dir(faces, columns=["video_id"])["video_id"].to_pylist())
+    assert got == everything - lost and lost
+    assert read_run_record(emb)["unreadable_input_parts"][0]["part"] == bad
+    assert any("missing from the output" in p for p in verify_output(emb)["problems"])
+
+    with open(bad, "wb") as fh:
+        fh.write(good_bytes)
+    run_embed(src, emb, backbone, fast_config(), progress=False)
+    assert set(storage.read_parquet_dir(emb, columns=["video_id"])["video_id"].to_pylist()) == everything
+    assert verify_output(emb)["ok"]

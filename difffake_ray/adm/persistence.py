@@ -50,6 +50,16 @@ def load_model(uri: str) -> Tuple[Any, Dict[str, Any]]:
     return cls.from_arrays(arrays, meta["params"]), meta
 
 
+def model_fingerprint(uri: str) -> str:
+    """A short hash of the model's two files: what a score output records it was made with."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in (META_FILE, ARRAYS_FILE):
+        h.update(storage.read_bytes(storage.join(uri, name)))
+    return h.hexdigest()[:16]
+
+
 class ModelFileError(ValueError):
     """A model folder whose files disagree with each other or with what scoring needs."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
-from typing import Dict, Iterable, List, Mapping, Set
+from typing import Dict, Iterable, List, Mapping, Set, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +30,34 @@ def completed_video_ids(out_uri: str) -> Set[str]:
     for batch in storage.scan_batches(out_uri, ["video_id"]):
         done.update(pc.unique(batch.column(0)).to_pylist())
     return done
+
+
+# What a rerun redoes by default: the file may be there now, the unexpected error may have passed.
+# (unreadable, no_frames, no_face say something about the file itself: --redo-failed redoes them too.)
+TRANSIENT_STATUSES = (schema.MISSING, schema.ERROR)
+
+
+def resume_state(out_uri: str, redo_failed: bool = False) -> Tuple[Set[str], Dict[str, int]]:
+    """What a rerun keeps of an output -> (video ids kept, {status: videos to redo}).
+
+    Videos whose status is transient (every failure with ``redo_failed``) are redone: the part
+    files holding them are deleted, and every video of those parts is extracted again (a part
+    is rewritten whole, never edited). Downstream stages drop their outputs of parts that no
+    longer exist (``parts.remove_orphans``)."""
+    redo = (lambda s: s != schema.VIDEO_OK) if redo_failed else (lambda s: s in TRANSIENT_STATUSES)
+    status_of: Dict[str, str] = {}
+    part_of: Dict[str, str] = {}
+    dataset = storage.parquet_dataset(out_uri)
+    for tagged in dataset.scanner(columns=["video_id", "video_status"]).scan_batches() if dataset.files else ():
+        per_video = pa.Table.from_batches([tagged.record_batch]).group_by(["video_id", "video_status"]).aggregate([])
+        for vid, status in zip(per_video["video_id"].to_pylist(), per_video["video_status"].to_pylist()):
+            status_of[vid], part_of[vid] = status, tagged.fragment.path
+    stale_parts = {part_of[v] for v, s in status_of.items() if redo(s)}
+    redone = collections.Counter(s for v, s in status_of.items() if redo(s))
+    fs, _ = storage.url_to_fs(out_uri)
+    for part in stale_parts:
+        fs.rm(part)
+    return {v for v in status_of if part_of[v] not in stale_parts}, dict(redone)
 
 
 def video_status_counts(table: pa.Table, status_column: str = "video_status") -> Dict[str, int]:

@@ -15,7 +15,8 @@ from ..config import Config
 from ..preprocess import InputSpec
 from ..runtime import ray_session, write_run_record
 from .common import output_counts, summary_line
-from .parts import map_parts
+from .claim import claim
+from .parts import check_unreadable, map_parts, unreadable_parts
 
 FACE_COLUMNS = schema.EMBEDDINGS_KEY_COLUMNS + ["crop"]
 
@@ -26,7 +27,8 @@ def _make_embedder(backbone_uri: str, batch_size: int, amp: bool, channels_last:
     return CropEmbedder(backbone_uri, batch_size, amp, channels_last, perturbation).embed_prepared
 
 
-def run_embed(faces_uri: str, out_uri: str, backbone_uri: str, cfg: Config, progress: bool = True) -> Dict[str, Any]:
+def run_embed(faces_uri: str, out_uri: str, backbone_uri: str, cfg: Config, progress: bool = True,
+              overwrite: bool = False) -> Dict[str, Any]:
     started = time.time()
     faces_uri, out_uri, backbone_uri = (storage.absolute(u) for u in (faces_uri, out_uri, backbone_uri))
     meta = load_embedder_file(backbone_uri)["meta"]  # a wrong file fails here, before any worker starts
@@ -36,18 +38,22 @@ def run_embed(faces_uri: str, out_uri: str, backbone_uri: str, cfg: Config, prog
 
     perturb(np.zeros((8, 8, 3), np.uint8), ecfg.perturbation)  # an unknown name fails here, before Ray
     prepare = functools.partial(prepare_crops, spec=InputSpec.from_meta(meta), perturbation=ecfg.perturbation)
-    with ray_session(cfg.ray):
-        map_parts(faces_uri, out_uri,
-                  functools.partial(_make_embedder, backbone_uri, ecfg.batch_size, ecfg.amp, ecfg.channels_last,
-                                    ecfg.perturbation),
-                  schema.embeddings_schema(dim), "embed", use_gpu_if_available=True,
-                  gpus_per_actor=ecfg.num_gpus_per_actor, concurrency=None if ecfg.concurrency <= 1 else ecfg.concurrency,
-                  in_columns=FACE_COLUMNS, prepare=prepare, progress=progress)
-    tally = output_counts(out_uri)
-    counts = tally["videos"]
-    record = write_run_record(out_uri, "embed", cfg, inputs={"faces": faces_uri, "backbone": backbone_uri},
-                              counts={"videos": counts, "rows": tally["rows"]}, started=started,
-                              extra={"embedding_dim": dim, "backbone_fingerprint": fingerprint(backbone_uri),
-                                     "backbone_meta": meta, "perturbation": ecfg.perturbation})
-    print(summary_line("embed", counts, time.time() - started, f"dim {dim}"), flush=True)
+    settings = {"backbone": fingerprint(backbone_uri), "perturbation": ecfg.perturbation}
+    with claim(out_uri, "embed", settings, overwrite):
+        with ray_session(cfg.ray):
+            map_parts(faces_uri, out_uri,
+                      functools.partial(_make_embedder, backbone_uri, ecfg.batch_size, ecfg.amp, ecfg.channels_last,
+                                        ecfg.perturbation),
+                      schema.embeddings_schema(dim), "embed", use_gpu_if_available=True,
+                      gpus_per_actor=ecfg.num_gpus_per_actor, concurrency=None if ecfg.concurrency <= 1 else ecfg.concurrency,
+                      in_columns=FACE_COLUMNS, prepare=prepare, progress=progress)
+        tally = output_counts(out_uri)
+        counts = tally["videos"]
+        record = write_run_record(out_uri, "embed", cfg, inputs={"faces": faces_uri, "backbone": backbone_uri},
+                                  counts={"videos": counts, "rows": tally["rows"]}, started=started,
+                                  extra={"embedding_dim": dim, "backbone_fingerprint": fingerprint(backbone_uri),
+                                         "backbone_meta": meta, "perturbation": ecfg.perturbation,
+                                         "unreadable_input_parts": unreadable_parts(out_uri)})
+        print(summary_line("embed", counts, time.time() - started, f"dim {dim}"), flush=True)
+    check_unreadable(out_uri, "embed")
     return record

@@ -9,6 +9,7 @@ writes a video twice.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any, Dict, List, Optional
@@ -22,7 +23,8 @@ from ..config import Config, ExtractConfig
 from ..datasets.manifest import load_manifest
 from ..faces.extractor import FaceExtractor
 from ..runtime import cluster_cpus, ray_session, write_run_record
-from .common import MANIFEST_RECORD, completed_video_ids, output_counts, part_name, rows_to_dicts, summary_line
+from .claim import claim
+from .common import MANIFEST_RECORD, output_counts, part_name, resume_state, rows_to_dicts, summary_line
 
 
 class ExtractAndWrite:
@@ -52,19 +54,43 @@ class ExtractAndWrite:
         return summary
 
 
+# extract settings that change how a video is run, not what its rows hold
+EXECUTION_ONLY = ("videos_per_file", "decode_threads", "opencv_threads")
+
+
+def extract_settings(ecfg: ExtractConfig) -> Dict[str, Any]:
+    """The settings that made an extract output's rows (checked on every rerun into it)."""
+    return {k: v for k, v in dataclasses.asdict(ecfg).items() if k not in EXECUTION_ONLY}
+
+
 def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] = None,
                 progress: bool = True, split: Optional[str] = None,
-                adapter_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                adapter_options: Optional[Dict[str, Any]] = None, redo_failed: bool = False,
+                overwrite: bool = False) -> Dict[str, Any]:
     """Extract faces of every video in ``source`` (folder, manifest file or adapter root) into the
-    Parquet folder ``out_uri``. Returns the run record (counts per video status, timing)."""
+    Parquet folder ``out_uri``. Returns the run record (counts per video status, timing).
+
+    A rerun keeps the videos already done and redoes those whose status is transient (missing,
+    error; every failure with ``redo_failed``); into a folder made with other settings it refuses
+    unless ``overwrite``."""
     started = time.time()
     source, out_uri = storage.absolute(source), storage.absolute(out_uri)
     # a malformed manifest fails here, before any work
     manifest = load_manifest(source, adapter=adapter, split=split, **(adapter_options or {}))
-    storage.makedirs(out_uri)
+    with claim(out_uri, "extract", extract_settings(cfg.extract), overwrite):
+        return _extract(manifest, source, out_uri, cfg, adapter, progress, split, adapter_options, redo_failed,
+                        started)
+
+
+def _extract(manifest: pa.Table, source: str, out_uri: str, cfg: Config, adapter, progress, split, adapter_options,
+             redo_failed: bool, started: float) -> Dict[str, Any]:
     storage.remove_temporaries(out_uri)
     storage.write_parquet_atomic(manifest, storage.join(out_uri, MANIFEST_RECORD))
-    done = completed_video_ids(out_uri)
+    done, redone = resume_state(out_uri, redo_failed)
+    if redone:
+        print(f"extract: redoing {sum(redone.values())} failed video(s) "
+              f"({', '.join(f'{k} {v}' for k, v in sorted(redone.items()))}) and the others of their part files",
+              flush=True)
     # the manifest stays an Arrow table (a million rows as dicts would cost the driver ~1 GB)
     todo = manifest.filter(pc.invert(pc.is_in(manifest["video_id"], pa.array(sorted(done), pa.string()))))
     ecfg = cfg.extract
@@ -94,7 +120,8 @@ def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] =
     record = write_run_record(
         out_uri, "extract", cfg, inputs={"source": source, "adapter": adapter, "split": split,
                                          "adapter_options": adapter_options or {},
-                                         "videos": manifest.num_rows, "resumed_skipped": len(done)},
+                                         "videos": manifest.num_rows, "resumed_skipped": len(done),
+                                         "redone_failed": redone},
         counts={"videos": counts, "faces": n_faces, "rows": tally["rows"]}, started=started,
     )
     seconds = time.time() - started

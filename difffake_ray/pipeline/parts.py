@@ -22,6 +22,7 @@ from .. import storage
 from ..runtime import cluster_cpus, cluster_gpus
 
 DONE_DIR = "_done"
+ERRORS_DIR = "_errors"  # input parts that could not be read at all, one JSON each
 PART, PART_ROWS = "__part", "__part_rows"  # bookkeeping columns between the two stages
 # A part is one batch of the worker stage; Ray Data must not split its block on the way (a part of
 # 16 videos x 40 crops at 380 px is ~280 MB), or the worker would see a fraction of a part.
@@ -31,15 +32,19 @@ LOADER_SHARE = 0.25
 
 
 def load_parts(batch: Dict[str, np.ndarray], out_uri: str, out_schema: pa.Schema, in_columns: Optional[List[str]],
-               prepare: Optional[Callable[[pa.Table], pa.Table]]) -> pa.Table:
+               prepare: Optional[Callable[[pa.Table], pa.Table]], partition_by: Optional[str] = None) -> pa.Table:
     """CPU stage: one input part -> its (prepared) rows, tagged with the part's name and size."""
     tables = []
     for f in batch["file"]:
         f = str(f)
         name = posixpath.basename(f)
-        table = storage.read_parquet_files([f], columns=in_columns)
+        try:
+            table = storage.read_parquet_files([f], columns=in_columns)
+        except Exception as exc:  # noqa: BLE001 - one bad part must not stop the corpus
+            _unreadable_part(f, name, exc, out_uri, out_schema, in_columns, partition_by)
+            continue
         if table.num_rows == 0:  # nothing for the worker: the (empty) output is written here
-            _write_part(out_uri, name, out_schema.empty_table())
+            _write_part(out_uri, name, out_schema.empty_table(), partition_by)
             continue
         if prepare is not None:
             table = prepare(table)
@@ -51,14 +56,62 @@ def load_parts(batch: Dict[str, np.ndarray], out_uri: str, out_schema: pa.Schema
     return pa.concat_tables(tables)
 
 
-def _write_part(out_uri: str, name: str, table: pa.Table, partition_by: Optional[str] = None) -> None:
+def _unreadable_part(f: str, name: str, exc: Exception, out_uri: str, out_schema: pa.Schema,
+                     in_columns: Optional[List[str]], partition_by: Optional[str]) -> None:
+    """A part that does not read: its videos get ``error`` rows where its key columns still read;
+    otherwise the part is recorded under ``_errors/`` for the driver to name. No done marker
+    either way, so a rerun tries the part again (and replaces those rows)."""
+    from .. import schema
+
+    cause = f"{f}: unreadable part file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    keys = [c for c in schema.EMBEDDINGS_KEY_COLUMNS if in_columns is None or c in in_columns]
+    try:
+        table = storage.read_parquet_files([f], columns=keys)
+    except Exception:  # noqa: BLE001 - not even the keys: the driver names the file
+        storage.write_json_atomic(storage.join(out_uri, ERRORS_DIR, name + ".json"), {"part": f, "error": cause})
+        return
+    if "frame_index" not in out_schema.names:  # one row per video
+        table = table.group_by("video_id", use_threads=False).aggregate(
+            [(c, "first") for c in table.column_names if c != "video_id"])
+        table = table.rename_columns([c[:-len("_first")] if c.endswith("_first") else c for c in table.column_names])
+    n = table.num_rows
+    failed = {"video_status": schema.ERROR, "status": schema.ERROR, "error": cause}
+    columns = {c: (pa.array([failed[c]] * n, pa.string()) if c in failed else
+                   table[c] if c in table.column_names else pa.nulls(n, out_schema.field(c).type))
+               for c in out_schema.names}
+    _write_part(out_uri, name, pa.table(columns).cast(out_schema), partition_by, done=False)
+
+
+class UnreadableInputError(ValueError):
+    """Input parts that could not be read at all: raised once everything else is done."""
+
+
+def check_unreadable(out_uri: str, stage: str) -> None:
+    bad = unreadable_parts(out_uri)
+    if bad:
+        raise UnreadableInputError(f"{stage}: {len(bad)} input part file(s) could not be read, their videos are not "
+                                   f"in {out_uri} (a rerun tries them again); first: {bad[0]['error']}")
+
+
+def unreadable_parts(out_uri: str) -> List[Dict[str, str]]:
+    """The input parts this output's last run could not read at all (``_errors/``)."""
+    fs, path = storage.url_to_fs(storage.join(out_uri, ERRORS_DIR))
+    if not fs.exists(path):
+        return []
+    return [storage.read_json(storage.join(out_uri, ERRORS_DIR, posixpath.basename(p)))
+            for p in sorted(fs.ls(path, detail=False)) if not posixpath.basename(p).startswith(".")]
+
+
+def _write_part(out_uri: str, name: str, table: pa.Table, partition_by: Optional[str] = None,
+                done: bool = True) -> None:
     if partition_by:
         for key in sorted(pc.unique(table[partition_by]).to_pylist()):
             storage.write_parquet_atomic(table.filter(pc.equal(table[partition_by], key)),
                                          storage.join(out_uri, f"{partition_by}={key}", name))
     else:
         storage.write_parquet_atomic(table, storage.join(out_uri, name))
-    storage.write_bytes_atomic(storage.join(out_uri, DONE_DIR, name), b"")
+    if done:
+        storage.write_bytes_atomic(storage.join(out_uri, DONE_DIR, name), b"")
 
 
 class PartMapper:
@@ -82,6 +135,21 @@ class PartMapper:
             out = pa.Table.from_pylist(out, schema=self.out_schema)
         _write_part(self.out_uri, names[0], out.cast(self.out_schema), self.partition_by)
         return {"file": names, "rows": [out.num_rows]}
+
+
+def remove_orphans(in_uri: str, out_uri: str) -> int:
+    """Delete output parts (and markers) whose input part no longer exists: an upstream rerun
+    rewrote that part under a new name, and its videos come back with it."""
+    inputs = {posixpath.basename(f) for f in storage.list_data_files(in_uri)}
+    fs, path = storage.url_to_fs(out_uri)
+    markers = storage.join(out_uri, DONE_DIR)
+    mfs, mpath = storage.url_to_fs(markers)
+    stale = [f for f in storage.list_data_files(out_uri) if posixpath.basename(f) not in inputs]
+    stale += [storage.join(markers, posixpath.basename(p)) for p in (mfs.ls(mpath, detail=False) if mfs.exists(mpath) else [])
+              if posixpath.basename(p) not in inputs]
+    for f in stale:
+        storage.remove(f)
+    return len(stale)
 
 
 def pending_parts(in_uri: str, out_uri: str) -> List[str]:
@@ -114,6 +182,8 @@ def map_parts(in_uri: str, out_uri: str, make_worker: Callable[[], Any], out_sch
     from tqdm import tqdm
 
     storage.remove_temporaries(out_uri)
+    storage.remove(storage.join(out_uri, ERRORS_DIR), recursive=True)  # what the last run could not read
+    remove_orphans(in_uri, out_uri)
     todo = pending_parts(in_uri, out_uri)
     if not todo:
         return 0
@@ -128,7 +198,7 @@ def map_parts(in_uri: str, out_uri: str, make_worker: Callable[[], Any], out_sch
         ds = ray.data.from_items([{"file": f} for f in todo], override_num_blocks=len(todo))
         ds = ds.map_batches(load_parts, batch_size=1, batch_format="numpy", num_cpus=loader_cpus,
                             fn_kwargs=dict(out_uri=out_uri, out_schema=out_schema, in_columns=in_columns,
-                                           prepare=prepare))
+                                           prepare=prepare, partition_by=partition_by))
         out = ds.map_batches(PartMapper, fn_constructor_kwargs=dict(make_worker=make_worker, out_uri=out_uri,
                                                                     out_schema=out_schema, partition_by=partition_by),
                              batch_size=None, batch_format="pyarrow", zero_copy_batch=True,

@@ -7,11 +7,12 @@ import time
 from typing import Any, Dict
 
 from .. import schema, storage
-from ..adm.persistence import load_model
+from ..adm.persistence import load_model, model_fingerprint
 from ..config import Config
 from ..runtime import ray_session, write_run_record
 from .common import output_counts, summary_line
-from .parts import map_parts
+from .claim import claim
+from .parts import check_unreadable, map_parts, unreadable_parts
 
 EMB_COLUMNS = schema.MANIFEST_COLUMNS + ["video_status", "status", "error", "frame_index", "embedding"]
 
@@ -23,7 +24,8 @@ def _make_scorer(model_uri: str, n_pairs: int, min_gap: int, seed: int):
     return functools.partial(score_videos, model=model, meta=meta, n_pairs=n_pairs, min_gap=min_gap, seed=seed)
 
 
-def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress: bool = True) -> Dict[str, Any]:
+def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress: bool = True,
+              overwrite: bool = False) -> Dict[str, Any]:
     started = time.time()
     emb_uri, out_uri, model_uri = (storage.absolute(u) for u in (emb_uri, out_uri, model_uri))
     _, meta = load_model(model_uri)  # a missing/wrong model fails here, before any work
@@ -36,16 +38,21 @@ def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress:
     except FileNotFoundError:
         pass
     s = cfg.score
-    with ray_session(cfg.ray):
-        map_parts(emb_uri, out_uri, functools.partial(_make_scorer, model_uri, s.pairs_per_video, s.min_frame_gap,
-                                                      s.seed),
-                  schema.SCORES_SCHEMA, "score", partition_by="dataset", in_columns=EMB_COLUMNS, progress=progress,
-                  use_gpu_if_available=s.gpus_per_actor > 0, gpus_per_actor=s.gpus_per_actor or 1.0)
-    counts = output_counts(out_uri, "status")["videos"]
-    record = write_run_record(out_uri, "score", cfg, inputs={"embeddings": emb_uri, "model": model_uri},
-                              counts={"videos": counts}, started=started,
-                              extra={"score_direction": "higher = more likely real"})
-    print(summary_line("score", counts, time.time() - started), flush=True)
+    settings = {"model": model_fingerprint(model_uri), "pairs_per_video": s.pairs_per_video,
+                "min_frame_gap": s.min_frame_gap, "seed": s.seed}
+    with claim(out_uri, "score", settings, overwrite):
+        with ray_session(cfg.ray):
+            map_parts(emb_uri, out_uri, functools.partial(_make_scorer, model_uri, s.pairs_per_video, s.min_frame_gap,
+                                                          s.seed),
+                      schema.SCORES_SCHEMA, "score", partition_by="dataset", in_columns=EMB_COLUMNS, progress=progress,
+                      use_gpu_if_available=s.gpus_per_actor > 0, gpus_per_actor=s.gpus_per_actor or 1.0)
+        counts = output_counts(out_uri, "status")["videos"]
+        record = write_run_record(out_uri, "score", cfg, inputs={"embeddings": emb_uri, "model": model_uri},
+                                  counts={"videos": counts}, started=started,
+                                  extra={"score_direction": "higher = more likely real",
+                                         "unreadable_input_parts": unreadable_parts(out_uri)})
+        print(summary_line("score", counts, time.time() - started), flush=True)
+    check_unreadable(out_uri, "score")
     return record
 
 
