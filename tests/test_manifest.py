@@ -55,3 +55,27 @@ def test_parquet_manifest_round_trip(tmp_path):
     pq.write_table(t, tmp_path / "m.parquet")
     assert load_manifest(str(tmp_path / "m.parquet")).equals(t)
     assert isinstance(t, pa.Table) and t.column("split").to_pylist() == ["unknown"]
+
+
+def test_a_header_only_manifest_fails_instead_of_running_no_video(tmp_path):
+    p = tmp_path / "empty.csv"
+    p.write_text("video_id,uri,label,dataset,method,split\n")
+    with pytest.raises(ManifestError, match=f"{p}: the manifest lists no videos"):
+        load_manifest(str(p))
+    (tmp_path / "m.csv").write_text("video_id,uri,label,dataset,method,split\nv1,a.mp4,real,d,original,train\n")
+    with pytest.raises(ManifestError, match="no video of split 'test'"):
+        load_manifest(str(tmp_path / "m.csv"), split="test")
+
+
+def test_a_folders_manifest_wins_and_the_files_it_leaves_out_are_counted(tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    for rel in ("real/a.mp4", "real/b.mp4", "real/new.mp4"):
+        (tmp_path / "ds" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ds" / rel).write_bytes(b"x")
+    rows = [dict(video_id=v, uri=f"real/{v}.mp4", label="real") for v in ("a", "b")]
+    pq.write_table(manifest_table(rows), tmp_path / "ds" / "manifest.parquet")
+    t = load_manifest(str(tmp_path / "ds"))
+    assert t.column("video_id").to_pylist() == ["a", "b"]
+    out = capsys.readouterr().out
+    assert "1 video file(s) under" in out and out.strip().endswith("new.mp4")

@@ -77,3 +77,17 @@ def test_truncated_video_resamples_over_what_decodes(tmp_path):
         return
     assert frames and [f.index for f in frames] == sorted({f.index for f in frames})
     assert all(_read_number(f.image) == f.index % 256 for f in frames)
+
+
+def test_causes_are_named_not_all_called_missing(tmp_path):
+    from difffake_ray.faces.video import probe
+
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    cases = {str(tmp_path / "a"): ("unreadable", "a loop of symbolic links"),
+             str(tmp_path / "gone.mp4"): ("missing", "file not found"),
+             "http://127.0.0.1:9/v.mp4": ("error", "connection refused")}  # port 9: nothing listens
+    for uri, (status, cause) in cases.items():
+        with pytest.raises(VideoError) as exc:
+            probe(uri)
+        assert exc.value.status == status and str(exc.value) == f"{uri}: {cause}"

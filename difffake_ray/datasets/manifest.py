@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import posixpath
 from typing import Dict, Iterable, List, Mapping, Optional
 
@@ -131,12 +132,29 @@ def load_manifest(source: str, adapter: Optional[str] = None, split: Optional[st
         candidate = posixpath.join(base, "manifest.parquet")
         if fs.isdir(base) and fs.exists(candidate):
             table = read_manifest_file(fs.unstrip_protocol(candidate) if "://" in source else candidate)
+            unlisted = unlisted_videos(source, table)
+            if unlisted:  # the folder's manifest wins: say what it leaves out
+                print(f"manifest: warning: {len(unlisted)} video file(s) under {source} are not in its "
+                      f"manifest.parquet and are not processed, e.g. {unlisted[0]}", flush=True)
         else:
             table = manifest_from_folder(source)
+    if table.num_rows == 0:
+        raise ManifestError(f"{source}: the manifest lists no videos")
     if split:
         mask = pa.compute.equal(table["split"], split)
         table = table.filter(mask)
+        if table.num_rows == 0:
+            raise ManifestError(f"{source}: no video of split {split!r} in the manifest")
     return table
+
+
+def unlisted_videos(folder: str, table: pa.Table) -> List[str]:
+    """Video files under ``folder`` that ``table`` (its manifest) does not name."""
+    fs, base = storage.url_to_fs(folder)
+    listed = {storage.url_to_fs(u)[1] if "://" in u else os.path.normpath(os.path.join(base, u))
+              for u in table["uri"].to_pylist()}
+    return sorted(p for p in fs.find(base) if p.lower().endswith(VIDEO_EXTENSIONS)
+                  and os.path.normpath(p) not in listed and p not in listed)
 
 
 def write_manifest(table: pa.Table, uri: str) -> None:

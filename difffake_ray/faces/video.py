@@ -96,6 +96,39 @@ def _count_frames(container, stream) -> int:
     return n
 
 
+def probe(uri: str) -> None:
+    """Raise VideoError naming why ``uri`` cannot be read, or return: a missing file, a symlink
+    loop, a permission, a refused connection and missing credentials each say so (the last three
+    as ``error``: they are about the environment, and a rerun redoes them)."""
+    import errno
+
+    try:
+        fs, path = storage.url_to_fs(uri)
+        if uri.startswith(("http://", "https://")):
+            fs.cat_file(path, start=0, end=1)  # its info() reports a refused connection as not found
+        else:
+            fs.info(path)
+        return
+    except FileNotFoundError:
+        raise VideoError(schema.MISSING, f"{uri}: file not found") from None
+    except PermissionError:
+        raise VideoError(schema.ERROR, f"{uri}: permission denied") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise VideoError(schema.UNREADABLE, f"{uri}: a loop of symbolic links") from None
+        if exc.errno == errno.ECONNREFUSED or isinstance(exc, ConnectionError):
+            raise VideoError(schema.ERROR, f"{uri}: connection refused") from None
+        cause = exc
+    except Exception as exc:  # noqa: BLE001 - remote filesystems raise their own types
+        cause = exc
+    text = f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+    if "credential" in text.lower() or type(cause).__name__ in ("NoCredentialsError", "DefaultCredentialsError"):
+        raise VideoError(schema.ERROR, f"{uri}: no credentials to read it ({text})")
+    if "connect" in text.lower() or "refused" in text.lower():
+        raise VideoError(schema.ERROR, f"{uri}: cannot connect ({text})")
+    raise VideoError(schema.ERROR, f"{uri}: cannot be read ({text})")
+
+
 def read_sampled_frames(
     uri: str, n_frames: int, mode: str = "linspace", threads: int = 1
 ) -> tuple:
@@ -106,8 +139,7 @@ def read_sampled_frames(
     """
     import av
 
-    if not storage.exists(uri):
-        raise VideoError(schema.MISSING, f"{uri}: file not found")
+    probe(uri)
     fh = None
     try:
         container, fh = _open_container(uri)
