@@ -49,7 +49,7 @@ def test_missing_config_file():
 
 @pytest.mark.parametrize("override, message", [
     # the values that mislabelled good videos (no_frames, no_face, unreadable) or died inside Ray
-    ("extract.n_frames=0", r"extract.n_frames = 0: must be between 1 and 10000"),
+    ("extract.n_frames=0", r"extract.n_frames = 0: must be between 1 and 1000"),
     ("extract.n_frames=-5", r"extract.n_frames = -5"),
     ("extract.crop_size=0", r"extract.crop_size = 0: must be >= 16"),
     ("extract.frame_sampling=bogus", r"extract.frame_sampling = 'bogus': must be one of linspace, reference"),

@@ -91,3 +91,23 @@ def test_causes_are_named_not_all_called_missing(tmp_path):
         with pytest.raises(VideoError) as exc:
             probe(uri)
         assert exc.value.status == status and str(exc.value) == f"{uri}: {cause}"
+
+
+def test_a_frame_handler_sees_each_sampled_frame_once_and_none_is_kept(tmp_path):
+    """With a handler, decoded frames are not accumulated: memory is one frame, whatever n_frames."""
+    import gc
+    import weakref
+
+    path = str(tmp_path / "v.mp4")
+    write_video(_numbered_frames(30), path, fps=25)
+    seen, alive = [], []
+
+    def handle(frame):
+        gc.collect()
+        alive.append(sum(ref() is not None for ref in seen))
+        seen.append(weakref.ref(frame))
+        return frame.index
+
+    info, handled = read_sampled_frames(path, 10, "linspace", handle=handle)
+    assert handled == sample_frame_indices(30, 10).tolist() and info.frame_count == 30
+    assert max(alive) == 0  # no earlier frame survives its handling

@@ -51,31 +51,31 @@ class FaceExtractor:
 
     def extract(self, row: Mapping[str, Any]) -> List[Dict[str, Any]]:
         uri = row.get("uri")
+        base = _manifest_part(row)
+        self._previous_box = None
+
+        def frame_row(frame) -> Dict[str, Any]:
+            """One sampled frame -> its row; the decoded frame is not kept (memory: one frame)."""
+            out = schema.empty_row(schema.FACES_SCHEMA)
+            out.update(base)
+            out.update(frame_index=frame.index, timestamp=frame.timestamp,
+                       frame_width=int(frame.image.shape[1]), frame_height=int(frame.image.shape[0]))
+            try:
+                out.update(self.face_fields(frame.image))
+            except Exception as exc:  # noqa: BLE001 - one bad frame is recorded, not fatal
+                out.update(status=schema.FRAME_NO_FACE, error=f"frame {frame.index}: {exc!r}")
+            return out
+
         try:
-            info, frames = read_sampled_frames(
-                uri, self.cfg.n_frames, self.cfg.frame_sampling, self.cfg.decode_threads
+            info, rows = read_sampled_frames(
+                uri, self.cfg.n_frames, self.cfg.frame_sampling, self.cfg.decode_threads, handle=frame_row
             )
         except VideoError as exc:
             return [video_failure_row(row, exc.status, str(exc))]
         except Exception as exc:  # noqa: BLE001 - a per-video fault must not end the job
             return [video_failure_row(row, schema.ERROR, f"{uri}: {exc!r}\n{traceback.format_exc(limit=3)}")]
-
-        base = _manifest_part(row)
-        rows: List[Dict[str, Any]] = []
-        self._previous_box = None
-        for frame in frames:
-            out = schema.empty_row(schema.FACES_SCHEMA)
-            out.update(base)
-            out.update(
-                frame_index=frame.index, timestamp=frame.timestamp,
-                video_frame_count=info.frame_count,
-                frame_width=int(frame.image.shape[1]), frame_height=int(frame.image.shape[0]),
-            )
-            try:
-                out.update(self.face_fields(frame.image))
-            except Exception as exc:  # noqa: BLE001 - one bad frame is recorded, not fatal
-                out.update(status=schema.FRAME_NO_FACE, error=f"frame {frame.index}: {exc!r}")
-            rows.append(out)
+        for r in rows:
+            r["video_frame_count"] = info.frame_count
 
         any_face = any(r["status"] == schema.FRAME_OK for r in rows)
         video_status = schema.VIDEO_OK if any_face else schema.NO_FACE

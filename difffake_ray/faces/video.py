@@ -8,7 +8,7 @@ the cheapest way to get 40 frames of a typical clip. Decoding stops after the la
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
@@ -130,11 +130,14 @@ def probe(uri: str) -> None:
 
 
 def read_sampled_frames(
-    uri: str, n_frames: int, mode: str = "linspace", threads: int = 1
+    uri: str, n_frames: int, mode: str = "linspace", threads: int = 1,
+    handle: Optional[Callable[[DecodedFrame], Any]] = None,
 ) -> tuple:
     """Decode the sampled frames of one video.
 
-    Returns ``(info, frames)`` with ``frames`` a list of DecodedFrame in index order. Raises
+    Returns ``(info, frames)`` with ``frames`` a list of DecodedFrame in index order, or of what
+    ``handle(frame)`` returned for each: with a handler, each frame is dropped as soon as it is
+    handled, so memory holds one decoded frame whatever ``n_frames`` is. Raises
     VideoError(MISSING | UNREADABLE | NO_FRAMES) for a video-level fault.
     """
     import av
@@ -169,18 +172,19 @@ def read_sampled_frames(
         # threading is fixed once, before the codec opens (a second pass cannot change it)
         stream.thread_type = "AUTO" if threads > 1 else "SLICE"
         stream.codec_context.thread_count = max(1, threads)
-        frames, decoded = _decode_indices(container, stream, wanted, threads)
+        handle = handle or (lambda frame: frame)
+        frames, decoded, shape = _decode_indices(container, stream, wanted, handle)
         if len(frames) < len(wanted) and decoded > 0:
             # The container over-declared its frame count (a truncated file): sample again over
             # the frames that really decode, so the sample stays equally spaced.
             info.frame_count = decoded
             container.seek(0)
             wanted = sample_frame_indices(decoded, n_frames, mode)
-            frames, _ = _decode_indices(container, stream, wanted, threads)
+            frames, _, shape = _decode_indices(container, stream, wanted, handle)
         if not frames:
             raise VideoError(schema.NO_FRAMES, f"{uri}: no frame could be decoded")
-        if frames[0].image.shape[:2] != (height, width):  # turned upright: report what is analysed
-            info.height, info.width = frames[0].image.shape[:2]
+        if shape != (height, width):  # turned upright: report what is analysed
+            info.height, info.width = shape
         return info, frames
     except VideoError:
         raise
@@ -192,28 +196,31 @@ def read_sampled_frames(
             fh.close()
 
 
-def _decode_indices(container, stream, wanted: np.ndarray, threads: int) -> tuple:
-    """One sequential pass; only the wanted frames are converted to RGB.
+def _decode_indices(container, stream, wanted: np.ndarray, handle: Callable[[DecodedFrame], Any]) -> tuple:
+    """One sequential pass; only the wanted frames are converted to RGB and handed to ``handle``.
 
-    Returns ``(frames, n_decoded)``: n_decoded counts frames decoded before the pass stopped (at
-    the last wanted frame, the end of the stream, or a decode error in a truncated file).
+    Returns ``(handled, n_decoded, (height, width) of the frames)``: n_decoded counts frames
+    decoded before the pass stopped (at the last wanted frame, the end of the stream, or a decode
+    error in a truncated file).
     """
     import av
 
     targets = set(int(i) for i in wanted)
     last = int(wanted[-1]) if len(wanted) else -1
-    out: List[DecodedFrame] = []
+    out: List[Any] = []
     index = -1
+    shape = None
     tb = float(stream.time_base) if stream.time_base else 0.0
     try:
         for frame in container.decode(stream):
             index += 1
             if index in targets:
                 img = upright(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
+                shape = shape or img.shape[:2]
                 ts = float(frame.pts * tb) if frame.pts is not None and tb else float("nan")
-                out.append(DecodedFrame(index, ts, img))
+                out.append(handle(DecodedFrame(index, ts, img)))
             if index >= last:
                 break
     except av.error.FFmpegError:
         pass  # a truncated file ends early: keep what decoded
-    return out, index + 1
+    return out, index + 1, shape
