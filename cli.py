@@ -499,5 +499,20 @@ def jobs_stop_cmd(dashboard, token_file, job_id):
     click.echo(f"job {job_id}: {'stop requested' if stopped else 'not running'}")
 
 
+def entry() -> None:
+    """``main`` with SIGINT/SIGTERM reported in one line: the stage has stopped, its local Ray is
+    down, its output holds what was finished and a run record saying it was interrupted."""
+    try:
+        main.main(standalone_mode=False)
+    except click.exceptions.Abort as exc:
+        signal_name = str(exc.__cause__) if isinstance(exc.__cause__, KeyboardInterrupt) and str(exc.__cause__) else "SIGINT"
+        click.echo(f"interrupted by {signal_name}: the stage stopped; what it finished is kept, a rerun resumes",
+                   err=True)
+        sys.exit(143 if signal_name == "SIGTERM" else 130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -147,6 +147,109 @@ def _quiet_ray_logging() -> None:
         pass
 
 
+class StageInterrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) during a stage: unwinds like Ctrl-C, so that every ``finally`` runs (the
+    local Ray is shut down with its agents, the output's lock released, the run record says so)."""
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM raises StageInterrupted in the main thread. Installed after ray.init, it replaces
+    Ray's native handler, which would print a C++ stack dump and leave no record."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, _frame):
+        raise StageInterrupted(signal.Signals(signum).name)
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+# Each local Ray this project starts is recorded (driver pid, session folder) until it is shut
+# down: a driver killed with SIGKILL cannot stop its Ray, and the next start stops what it left.
+LOCAL_RAY_RECORDS = os.path.join(os.path.expanduser("~"), ".cache", "difffake-ray", "local-ray")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _processes_of_session(session_dir: str) -> list:
+    """Pids whose command line names ``session_dir`` (Linux /proc; elsewhere none are found)."""
+    found = []
+    if not os.path.isdir("/proc") or not session_dir:
+        return found
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if session_dir.encode() in fh.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def stop_stale_local_rays() -> int:
+    """Stop the processes of local Rays whose driver is gone; say so. Returns how many."""
+    import json
+    import signal
+
+    if not os.path.isdir(LOCAL_RAY_RECORDS):
+        return 0
+    stopped = 0
+    for name in os.listdir(LOCAL_RAY_RECORDS):
+        path = os.path.join(LOCAL_RAY_RECORDS, name)
+        try:
+            with open(path) as fh:
+                record = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if _pid_alive(int(record.get("driver_pid", 0))):
+            continue
+        pids = _processes_of_session(record.get("session_dir", ""))
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if pids:
+            print(f"difffake-ray: stopped {len(pids)} process(es) of a local Ray left by driver pid "
+                  f"{record['driver_pid']} ({record.get('session_dir')})", file=sys.stderr, flush=True)
+        stopped += len(pids)
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    return stopped
+
+
+def _record_local_ray() -> Optional[str]:
+    import json
+
+    import ray
+
+    try:
+        session_dir = ray._private.worker._global_node.get_session_dir_path()
+    except AttributeError:  # Ray's internals moved: no record, nothing to clean later
+        return None
+    os.makedirs(LOCAL_RAY_RECORDS, exist_ok=True)
+    path = os.path.join(LOCAL_RAY_RECORDS, f"{os.getpid()}.json")
+    with open(path, "w") as fh:
+        json.dump({"driver_pid": os.getpid(), "session_dir": session_dir, "started": time.time()}, fh)
+    return path
+
+
 @contextlib.contextmanager
 def ray_session(ray_cfg: RayConfig) -> Iterator[None]:
     import ray
@@ -154,13 +257,21 @@ def ray_session(ray_cfg: RayConfig) -> Iterator[None]:
     quiet = not is_verbose() and not ray.is_initialized()
     if quiet:
         _quiet_ray_logging()
+    local = not ray.is_initialized() and not (ray_cfg.address or os.environ.get("RAY_ADDRESS"))
+    if local:
+        stop_stale_local_rays()
     with (quiet_native_stderr() if quiet else contextlib.nullcontext()):
         started = init_ray(ray_cfg)
+        record = _record_local_ray() if started and local else None
         try:
-            yield
+            with _signals_interrupt():
+                yield
         finally:
             if started:
                 ray.shutdown()  # a driver's disconnect when attached; the local instance's end otherwise
+            if record:
+                with contextlib.suppress(OSError):
+                    os.remove(record)
 
 
 def cluster_gpus() -> float:

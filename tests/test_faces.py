@@ -165,3 +165,26 @@ def test_face_tracking_searches_near_the_last_face_and_finds_the_same_face(monke
     # a frame with no face nearby: the local search finds nothing, the full search still runs
     tracked._previous_box = np.array([0, 0, 40, 40])
     assert tracked.face_fields(frames[0])["status"] == schema.FRAME_OK
+
+
+def test_no_face_says_when_the_file_has_other_video_streams(tmp_path):
+    import av
+
+    from difffake_ray.config import ExtractConfig
+    from difffake_ray.faces.extractor import FaceExtractor
+
+    path = str(tmp_path / "two_streams.mp4")
+    with av.open(path, mode="w") as container:
+        streams = [container.add_stream("libx264", rate=25) for _ in range(2)]
+        for s in streams:
+            s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            for s in streams:
+                for packet in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 90, np.uint8), format="rgb24")):
+                    container.mux(packet)
+        for s in streams:
+            for packet in s.encode():
+                container.mux(packet)
+    rows = FaceExtractor(ExtractConfig(n_frames=4)).extract(dict(video_id="v", uri=path, label="real"))
+    assert rows[0]["video_status"] == "no_face"
+    assert rows[0]["error"].endswith("of its first video stream (the file has 2; the others are not read)")

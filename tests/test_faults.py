@@ -274,3 +274,44 @@ def test_a_truncated_input_part_is_named_and_everything_else_is_embedded(ray_loc
     run_embed(src, emb, backbone, fast_config(), progress=False)
     assert set(storage.read_parquet_dir(emb, columns=["video_id"])["video_id"].to_pylist()) == everything
     assert verify_output(emb)["ok"]
+
+
+def _start_extract(corpus, out, home):
+    env = dict(os.environ, HOME=str(home))
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "cli.py"), "--set", "extract.n_frames=8",
+                             "--set", "extract.videos_per_file=1", "--set", "ray.num_cpus=1", "extract", corpus, out],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    record = os.path.join(str(home), ".cache", "difffake-ray", "local-ray", f"{proc.pid}.json")
+    deadline = time.time() + 120
+    while not os.path.exists(record) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert os.path.exists(record), "the driver never recorded its local Ray"
+    time.sleep(1.0)
+    return proc, record
+
+
+def test_sigterm_stops_the_stage_cleanly_and_sigkill_leftovers_are_stopped_next_time(corpus, tmp_path, monkeypatch):
+    import json
+
+    from difffake_ray import runtime
+
+    out = str(tmp_path / "faces")
+    proc, record = _start_extract(corpus, out, tmp_path / "home")
+    session = json.load(open(record))["session_dir"]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "interrupted by SIGTERM" in err and "*** SIGTERM received" not in err and "Traceback" not in err, err
+    assert json.load(open(os.path.join(out, "_run.json")))["status"] == "interrupted"
+    time.sleep(2)
+    assert not os.path.exists(record) and runtime._processes_of_session(session) == []
+
+    proc, record = _start_extract(corpus, str(tmp_path / "faces2"), tmp_path / "home")
+    session = json.load(open(record))["session_dir"]
+    proc.kill()  # SIGKILL: nothing of the driver runs, its Ray stays
+    proc.communicate(timeout=60)
+    assert runtime._processes_of_session(session), "expected leftover Ray processes after SIGKILL"
+    monkeypatch.setattr(runtime, "LOCAL_RAY_RECORDS", os.path.dirname(record))
+    assert runtime.stop_stale_local_rays() > 0
+    time.sleep(1)
+    assert runtime._processes_of_session(session) == [] and not os.path.exists(record)

@@ -82,7 +82,9 @@ class FaceExtractor:
         for r in rows:
             r["video_status"] = video_status
             if not any_face and r["error"] is None:
-                r["error"] = f"{uri}: no face found in any of {len(rows)} sampled frames"
+                others = (f" of its first video stream (the file has {info.video_streams}; the others are not read)"
+                          if info.video_streams > 1 else "")
+                r["error"] = f"{uri}: no face found in any of {len(rows)} sampled frames{others}"
         return rows
 
     def face_fields(self, image: np.ndarray) -> Dict[str, Any]:

@@ -30,6 +30,7 @@ class VideoInfo:
     width: int
     height: int
     rotation: int = 0
+    video_streams: int = 1  # the first is read; a note says when there are others
 
 
 @dataclass
@@ -165,7 +166,7 @@ def read_sampled_frames(
                 frame_count = _count_frames(container, stream)
         except av.error.FFmpegError as exc:
             raise VideoError(schema.UNREADABLE, f"{uri}: cannot demux ({exc})") from None
-        info = VideoInfo(frame_count, fps, width, height, _rotation_of(stream))
+        info = VideoInfo(frame_count, fps, width, height, _rotation_of(stream), len(container.streams.video))
         if frame_count <= 0:
             raise VideoError(schema.NO_FRAMES, f"{uri}: the video holds no frames")
         wanted = sample_frame_indices(frame_count, n_frames, mode)

@@ -23,6 +23,7 @@ import uuid
 from typing import Any, Dict, Iterator
 
 from .. import storage
+from ..runtime import RUN_RECORD
 
 LOCK_FILE = "_lock.json"
 SETTINGS_FILE = "_settings.json"
@@ -101,7 +102,14 @@ def claim(out_uri: str, stage: str, settings: Dict[str, Any], overwrite: bool = 
                     f"{out_uri} holds {stage} output made with other settings ({_differences(old.get('settings', {}), settings)}); "
                     f"rerun with --overwrite to redo every video with the new ones, or write to another folder")
         storage.write_json_atomic(record, {"stage": stage, "settings": settings})
-        yield
+        try:
+            yield
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (runtime.StageInterrupted)
+            storage.write_json_atomic(storage.join(out_uri, RUN_RECORD), {
+                "stage": stage, "status": "interrupted", "cause": str(exc) or "SIGINT", "output": out_uri,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": lock["host"], "pid": lock["pid"],
+                "note": "partial output: a rerun resumes it"})
+            raise
     finally:
         with contextlib.suppress(Exception):
             lock_uri = storage.join(out_uri, LOCK_FILE)
