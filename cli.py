@@ -270,16 +270,25 @@ def preview_cmd(ctx, faces, out_png, n):
 @ray_address_option
 @click.argument("faces")
 @click.argument("out")
-@click.option("--backbone", "backbone_uri", required=True, help="Exported backbone (RUN_DIR/best.pt).")
+@click.option("--backbone", "backbone_uri", default=None, help="Exported backbone (RUN_DIR/best.pt).")
+@click.option("--detector", "detector_uri", default=None, help="Or a detector bundle: its backbone.")
 @click.option("--perturbation", default=None, help="Robustness protocol: resize128, blur3, jpeg50, ...")
 @overwrite_option
 @click.pass_context
-def embed_cmd(ctx, faces, out, backbone_uri, perturbation, overwrite):
+def embed_cmd(ctx, faces, out, backbone_uri, detector_uri, perturbation, overwrite):
     """Embeddings of every stored face: CPU tasks decode the crops, an actor pool runs the backbone
     (one GPU per actor when there are GPUs)."""
     from difffake_ray.pipeline.embed import run_embed
 
     try:
+        if bool(backbone_uri) == bool(detector_uri):
+            raise ValueError("embed: give one of --backbone and --detector")
+        if detector_uri:
+            from difffake_ray.bundle import BACKBONE_FILE, verified_manifest
+            from difffake_ray.storage import join
+
+            verified_manifest(detector_uri)
+            backbone_uri = join(detector_uri, BACKBONE_FILE)
         run_embed(faces, out, backbone_uri, _load(ctx, [f"embed.perturbation={perturbation}"] if perturbation else []),
                   overwrite=overwrite)
     except (FileNotFoundError, ValueError) as exc:
@@ -309,15 +318,25 @@ def fit_cmd(ctx, emb, out, combination, components, anomaly_model):
 @ray_address_option
 @click.argument("emb")
 @click.argument("out")
-@click.option("--adm", "model_uri", required=True, help="Folder written by `fit`.")
+@click.option("--adm", "model_uri", default=None, help="Folder written by `fit`.")
+@click.option("--detector", "detector_uri", default=None,
+              help="Or a detector bundle: its anomaly model and its pair settings.")
 @overwrite_option
 @click.pass_context
-def score_cmd(ctx, emb, out, model_uri, overwrite):
+def score_cmd(ctx, emb, out, model_uri, detector_uri, overwrite):
     """Per video: 30 pairs, mean log-likelihood (higher = more real) -> Parquet table by dataset."""
     from difffake_ray.pipeline.score import run_score
 
     try:
-        run_score(emb, out, model_uri, _load(ctx), overwrite=overwrite)
+        if bool(model_uri) == bool(detector_uri):
+            raise ValueError("score: give one of --adm and --detector")
+        extra = []
+        if detector_uri:
+            from difffake_ray.bundle import verified_manifest
+
+            extra = [f"score.{k}={v}" for k, v in verified_manifest(detector_uri)["score"].items()]
+            model_uri = detector_uri  # its model.json and model.npz
+        run_score(emb, out, model_uri, _load(ctx, extra), overwrite=overwrite)
     except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
 
@@ -371,14 +390,64 @@ def robustness_cmd(ctx, faces, out, backbone_uri, model_uri, perturbations):
 @main.command("run-all")
 @ray_address_option
 @click.argument("config_file", required=False)
+@overwrite_option
 @click.pass_context
-def run_all_cmd(ctx, config_file):
-    """Every stage end to end on the config's corpus (a generated demo corpus by default)."""
+def run_all_cmd(ctx, config_file, overwrite):
+    """Every stage end to end on the config's corpus (a generated demo corpus by default), then a
+    detector bundle in WORKDIR/detector."""
     from difffake_ray.pipeline.run_all import run_all
 
     if config_file:
         ctx.find_root().obj["config"] = config_file
-    run_all(_load(ctx))
+    try:
+        run_all(_load(ctx), overwrite=overwrite)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+
+
+@main.command("bundle")
+@click.argument("backbone_uri")
+@click.argument("model_uri")
+@click.argument("out")
+@click.option("--calibrate", "calibrate_uri", default=None, metavar="EMB",
+              help="Embeddings whose real videos neither model saw set the thresholds (and labelled fakes the AUC).")
+@click.pass_context
+def bundle_cmd(ctx, backbone_uri, model_uri, out, calibrate_uri):
+    """Pack BACKBONE_URI (best.pt) and MODEL_URI (fit's folder) into a detector bundle OUT."""
+    from difffake_ray.pipeline.detect import run_bundle
+
+    try:
+        run_bundle(backbone_uri, model_uri, out, _load(ctx), calibrate_uri)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+
+
+@main.command("detect")
+@click.argument("videos", nargs=-1, required=True)
+@click.option("--detector", "detector_uri", required=True, help="A bundle written by `bundle` (any URI).")
+@click.option("--fpr", type=float, default=0.01, show_default=True,
+              help="False-positive rate of the verdict's threshold (the bundle holds 0.01 and 0.05).")
+@click.option("--report", "report_dir", default=None, help="Write per video its most anomalous pairs and a timeline.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per input video, on one line each.")
+def detect_cmd(videos, detector_uri, fpr, report_dir, as_json):
+    """One or more videos -> score, real-percentile, verdict and status, in this process (no Ray)."""
+    import json
+
+    from difffake_ray.pipeline.detect import run_detect
+
+    try:
+        results = run_detect(videos, detector_uri, fpr, report_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    for r in results:
+        if as_json:
+            click.echo(json.dumps(r))
+        elif r["status"] != "ok":
+            click.echo(f"{r['video']}: {r['status']}: {r['error']}")
+        else:
+            pct = f", real-percentile {r['real_percentile']:.1f}" if r["real_percentile"] is not None else ""
+            click.echo(f"{r['video']}: {(r['verdict'] or 'uncalibrated').upper()} score {r['score']:.2f}{pct} "
+                       f"({r['n_pairs']} pairs of {r['n_faces']} faces; {sum(r['seconds'].values()):.1f} s)")
 
 
 @main.command("verify")

@@ -39,6 +39,13 @@ def video_pairs(video_id: str, frames, n_pairs: int, min_gap: int, seed: int) ->
     return order[pos] if len(pos) else pos
 
 
+def pair_features(video_id: str, frames: np.ndarray, emb: np.ndarray, meta: Dict, n_pairs: int, min_gap: int,
+                  seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """-> (the video's pairs as positions into ``frames`` (n, 2), their combined features (n, D'))."""
+    pairs = video_pairs(video_id, frames, n_pairs, min_gap, seed)
+    return pairs, combine_pairs(meta["combination"], emb[pairs[:, 0]], emb[pairs[:, 1]], meta["l2_normalize"])
+
+
 def _video_rows(table: pa.Table) -> List[Dict]:
     """One dict per video: its manifest columns, video status and error (the first row's), and the
     first embedding error among its frames."""
@@ -76,9 +83,8 @@ def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int,
         elif dim != meta["embedding_dim"]:
             row.update(status=schema.ERROR, error=f"{vid}: embedding dim {dim} != model's {meta['embedding_dim']}")
         else:
-            pairs = video_pairs(vid, frames, n_pairs, min_gap, seed)
-            feats.append(combine_pairs(meta["combination"], emb[pairs[:, 0]], emb[pairs[:, 1]],
-                                       meta["l2_normalize"]))
+            pairs, features = pair_features(vid, frames, emb, meta, n_pairs, min_gap, seed)
+            feats.append(features)
             owners.append((len(out), len(pairs)))
         out.append(row)
     if feats:

@@ -48,7 +48,8 @@ def test_vectorised_loglik_equals_sklearn(fitted_gmm):
 def test_save_load_round_trip_gives_identical_scores(tmp_path, kind):
     X = rng.normal(size=(120, 8))
     model = create_anomaly_model(kind, seed=0, epochs=3).fit(X)
-    save_model(model, str(tmp_path), {"anomaly_model": kind, "combination": "sub2", "embedding_dim": 8})
+    save_model(model, str(tmp_path), {"anomaly_model": kind, "combination": "sub2", "l2_normalize": True,
+                                  "embedding_dim": 8})
     back, meta = load_model(str(tmp_path))
     assert meta["combination"] == "sub2"
     assert np.array_equal(back.score_samples(X), model.score_samples(X))
@@ -88,10 +89,10 @@ def test_a_model_file_that_does_not_fit_fails_at_load(tmp_path):
     from difffake_ray.adm.persistence import ModelFileError
 
     model = create_anomaly_model("gmm", n_components=2, seed=0).fit(rng.normal(size=(100, 4)))
-    save_model(model, str(tmp_path / "a"), {"anomaly_model": "gmm", "combination": "sub9", "embedding_dim": 4})
+    save_model(model, str(tmp_path / "a"), {"anomaly_model": "gmm", "combination": "sub9", "l2_normalize": True, "embedding_dim": 4})
     with pytest.raises(ModelFileError, match="unknown combination 'sub9'"):
         load_model(str(tmp_path / "a"))
-    save_model(model, str(tmp_path / "b"), {"anomaly_model": "gmm", "combination": "sub2", "embedding_dim": 16})
+    save_model(model, str(tmp_path / "b"), {"anomaly_model": "gmm", "combination": "sub2", "l2_normalize": True, "embedding_dim": 16})
     with pytest.raises(ModelFileError, match="dim 16"):
         load_model(str(tmp_path / "b"))
 

@@ -1,4 +1,5 @@
-"""run-all: make (or use) a corpus, then extract -> train -> embed -> fit -> score -> evaluate."""
+"""run-all: make (or use) a corpus, then extract -> train -> embed -> fit -> score -> evaluate, and
+pack the result as a detector bundle calibrated on the real videos neither model saw."""
 
 from __future__ import annotations
 
@@ -9,30 +10,33 @@ from ..config import Config
 from ..runtime import ray_session
 
 
-def run_all(cfg: Config) -> Dict[str, Any]:
+def run_all(cfg: Config, overwrite: bool = False) -> Dict[str, Any]:
     from ..adm.fit import run_fit
     from ..evaluate import run_evaluate
     from .embed import run_embed
+    from .detect import run_bundle
     from .extract import run_extract
     from .score import run_score
     from .train import run_train
 
     w = cfg.workdir
-    paths = {k: storage.join(w, k) for k in ("corpus", "faces", "run", "emb", "adm", "scores", "report")}
+    paths = {k: storage.join(w, k) for k in ("corpus", "faces", "run", "emb", "adm", "scores", "report",
+                                                 "detector")}
     corpus = cfg.corpus_uri or paths["corpus"]
     if not cfg.corpus_uri and not storage.exists(storage.join(corpus, "manifest.parquet")):
         from ..datasets.synthetic import make_corpus
 
         make_corpus(corpus, cfg.corpus)
     with ray_session(cfg.ray):
-        run_extract(corpus, paths["faces"], cfg)
+        run_extract(corpus, paths["faces"], cfg, overwrite=overwrite)
         import os
 
         if not os.path.exists(os.path.join(paths["run"], "best.pt")):
             run_train(paths["faces"], paths["run"], cfg)
-        run_embed(paths["faces"], paths["emb"], storage.join(paths["run"], "best.pt"), cfg)
+        run_embed(paths["faces"], paths["emb"], storage.join(paths["run"], "best.pt"), cfg, overwrite=overwrite)
         run_fit(paths["emb"], paths["adm"], cfg)
-        run_score(paths["emb"], paths["scores"], paths["adm"], cfg)
+        # the model was just fitted again: its scores are redone rather than checked against the last fit
+        run_score(paths["emb"], paths["scores"], paths["adm"], cfg, overwrite=True)
     # the held-out test split: videos neither the backbone nor the anomaly model saw
     cfg.evaluate.split = cfg.evaluate.split or "test"
     metrics = run_evaluate(paths["scores"], paths["report"], cfg)
@@ -40,4 +44,5 @@ def run_all(cfg: Config) -> Dict[str, Any]:
     print(f"run-all: test video AUC {o['auc']:.4f} ({o['n_real']} real, {o['n_fake']} fake, none seen in "
           f"training or fitting); scores: {paths['scores']}; plots: {paths['report']}/roc.png, "
           f"{paths['report']}/score_hist.png", flush=True)
+    run_bundle(storage.join(paths["run"], "best.pt"), paths["adm"], paths["detector"], cfg, calibrate_uri=paths["emb"])
     return metrics

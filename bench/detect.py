@@ -1,0 +1,72 @@
+"""Benchmark: `detect` latency for 10 s 720p videos on this machine, cold and warm.
+
+Two synthetic 10 s 1280x720 H.264 videos (one real, one inner-face swap) go through
+``python cli.py detect A B --detector D --json`` in a fresh process: the first video is cold (the
+process starts, imports, loads the bundle), the second warm (same process). Reported: the wall
+time of the process, and per video the split between decode + face detection, embedding and
+scoring (and loading the detector, for the first).
+
+Target (issue "One video in, a verdict"): under 10 s cold and under 3 s warm on 2 cores with the
+CPU backbone.
+
+    python bench/detect.py --detector out/demo/detector
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--detector", required=True, help="a bundle written by `cli.py bundle`")
+    ap.add_argument("--workdir", default="out/bench-detect")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+
+    from difffake_ray.config import CorpusConfig
+    from difffake_ray.datasets.synthetic import make_corpus
+
+    corpus = os.path.join(args.workdir, "videos")
+    if not os.path.exists(os.path.join(corpus, "manifest.parquet")):
+        make_corpus(corpus, CorpusConfig(n_videos=2, min_seconds=args.seconds, max_seconds=args.seconds,
+                                         sizes=[[1280, 720]], include_astronaut=False, fake_methods=["inner_swap"]),
+                    progress=False)
+    import pyarrow.parquet as pq
+
+    videos = [os.path.join(corpus, u) for u in pq.read_table(os.path.join(corpus, "manifest.parquet"))["uri"].to_pylist()]
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "cli.py"), "detect", *videos, "--detector",
+                           args.detector, "--json"], capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        raise SystemExit(done.stderr)
+    results = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    cold = wall - sum(results[1]["seconds"].values())  # process start to the first verdict
+    warm = sum(results[1]["seconds"].values())
+    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+              "video": f"{args.seconds:g} s, 1280x720, H.264", "process_wall_s": round(wall, 2),
+              "cold_s": round(cold, 2), "warm_s": round(warm, 2), "per_video": results,
+              "target": "cold < 10 s, warm < 3 s", "target_met": cold < 10 and warm < 3}
+    print(f"cold (process start to first verdict): {cold:.1f} s; warm (second video): {warm:.1f} s; "
+          f"target cold < 10 s, warm < 3 s")
+    for r in results:
+        print(f"  {os.path.basename(r['video'])}: {r['status']} score {r['score']} verdict {r['verdict']}; "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in r["seconds"].items()))
+    out = os.path.join(ROOT, "bench", "results", f"detect-{platform.machine()}-{os.cpu_count()}cpu.json")
+    with open(out, "w") as fh:
+        json.dump(report, fh, indent=2)
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Calibration from real videos alone: DiffFake is one-class, so where a real video's score falls
+among held-out real videos' scores says how unusual it is, and a threshold for a target false-
+positive rate needs no fake at all. Fakes, when labelled ones are at hand, only add the AUC and
+the true-positive rate at each threshold.
+
+Scores are mean pair log-likelihoods: higher = more real; a video is called fake when its score
+is below the threshold.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+FPR_TARGETS = (0.01, 0.05)
+QUANTILE_LEVELS = np.round(np.linspace(0.0, 1.0, 1001), 4)  # 0.1% steps of the real-score distribution
+
+
+def calibrate(real_scores: Sequence[float], fake_scores: Optional[Sequence[float]] = None,
+              targets: Sequence[float] = FPR_TARGETS) -> Dict:
+    """-> {"n_real", "quantiles": {"levels", "scores"}, "thresholds": {fpr: score}, ...} and, with
+    fakes, {"n_fake", "auc", "operating_points": {fpr: {"threshold", "fpr", "tpr"}}}."""
+    real = np.sort(np.asarray(real_scores, np.float64))
+    if len(real) < 2 or not np.all(np.isfinite(real)):
+        raise ValueError(f"calibration needs at least 2 finite real-video scores, got {len(real)}")
+    out: Dict = {
+        "n_real": int(len(real)),
+        "quantiles": {"levels": QUANTILE_LEVELS.tolist(), "scores": np.quantile(real, QUANTILE_LEVELS).tolist()},
+        # a real video scores below the t-quantile with probability t: the false-positive rate
+        "thresholds": {f"{t:g}": float(np.quantile(real, t)) for t in targets},
+        "resolution_note": (f"{len(real)} real videos: thresholds below a {100 / len(real):.1f}% FPR are "
+                            f"extrapolated from the lowest real score" if len(real) < 100 else ""),
+    }
+    if fake_scores is not None and len(fake_scores):
+        from sklearn.metrics import roc_auc_score
+
+        fake = np.asarray(fake_scores, np.float64)
+        y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
+        out.update(n_fake=int(len(fake)), auc=float(roc_auc_score(y, -np.r_[real, fake])),
+                   operating_points={k: {"threshold": thr, "fpr": float(np.mean(real < thr)),
+                                         "tpr": float(np.mean(fake < thr))}
+                                     for k, thr in out["thresholds"].items()})
+    return out
+
+
+def real_percentile(score: float, calibration: Dict) -> float:
+    """Where ``score`` falls among the calibration's real videos, 0-100 (low = unlike a real one)."""
+    q = calibration["quantiles"]
+    return float(100.0 * np.interp(score, q["scores"], q["levels"], left=0.0, right=1.0))
+
+
+def verdict(score: float, calibration: Dict, fpr: float) -> str:
+    key = f"{fpr:g}"
+    if key not in calibration["thresholds"]:
+        raise ValueError(f"no threshold for a false-positive rate of {fpr:g}; the bundle has "
+                         f"{', '.join(calibration['thresholds'])}")
+    return "fake" if score < calibration["thresholds"][key] else "real"

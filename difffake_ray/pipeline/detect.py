@@ -1,0 +1,206 @@
+"""bundle and detect: a portable detector, and one video in -> a verdict with its evidence out.
+
+``run_bundle`` packs a backbone and an anomaly model (``bundle.py``) and calibrates it on the
+real videos of an embeddings folder that neither model has seen. ``run_detect`` runs extract,
+embed and score in this process (no Ray: for a handful of videos its start-up would cost more
+than the work; the batch path is for corpora), with the same code as the batch stages, so a
+video gets the same score either way.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from .. import schema, storage
+from ..bundle import Detector, write_bundle
+from ..calibration import calibrate, real_percentile, verdict
+from ..config import Config
+
+
+def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config) -> Dict[str, Any]:
+    """Scores of the labelled videos of ``emb_uri`` that neither the anomaly model was fitted on
+    nor the backbone trained on (their records beside each model), read one batch at a time."""
+    import pyarrow.dataset as pads
+
+    from ..adm.persistence import load_model
+    from ..runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_seen_videos
+    from ..score import score_videos
+
+    model, meta = load_model(model_uri)
+    seen = set(read_seen_videos(model_uri, FITTED_VIDEOS) or ())
+    seen |= set(read_seen_videos(posixpath.dirname(backbone_uri) if "://" in backbone_uri
+                                 else os.path.dirname(backbone_uri), TRAINED_VIDEOS) or ())
+    dataset = storage.parquet_dataset(emb_uri)
+    if not dataset.files:
+        raise ValueError(f"{emb_uri}: no embeddings to calibrate on")
+    keep = pads.field("label").isin(["real", "fake"])
+    scores: Dict[str, List[float]] = {"real": [], "fake": []}
+    s = cfg.score
+    for fragment in dataset.get_fragments(filter=keep):  # a part holds whole videos
+        table = fragment.to_table(filter=keep, schema=dataset.schema)
+        for row in score_videos(table, model, meta, s.pairs_per_video, s.min_frame_gap, s.seed):
+            if row["status"] == schema.VIDEO_OK and row["video_id"] not in seen:
+                scores[row["label"]].append(row["score"])
+    return {"real": scores["real"], "fake": scores["fake"], "left_out_seen": len(seen)}
+
+
+def run_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
+               calibrate_uri: Optional[str] = None) -> Dict[str, Any]:
+    calibration, card = None, {}
+    try:
+        from ..runtime import read_run_record
+
+        card["backbone_training"] = {k: read_run_record(os.path.dirname(backbone_uri)).get(k)
+                                     for k in ("history", "counts", "inputs")}
+    except (FileNotFoundError, ValueError):
+        card["backbone_training"] = "no run record beside the backbone (e.g. untrained ImageNet weights)"
+    if calibrate_uri:
+        held = held_out_scores(calibrate_uri, model_uri, backbone_uri, cfg)
+        calibration = calibrate(held["real"], held["fake"] or None)
+        calibration.update(source=calibrate_uri, left_out_seen_videos=held["left_out_seen"])
+        card["validation"] = {k: calibration.get(k) for k in ("n_real", "n_fake", "auc", "operating_points")}
+    manifest = write_bundle(backbone_uri, model_uri, out_uri, cfg, calibration, card)
+    line = f"bundle: {out_uri}"
+    if calibration:
+        line += (f"; calibrated on {calibration['n_real']} held-out real videos ({held['left_out_seen']} seen ones "
+                 f"left out): thresholds " + ", ".join(f"{float(k):.0%} FPR {v:.2f}"
+                                                        for k, v in calibration["thresholds"].items()))
+        if "auc" in calibration:
+            line += f"; AUC {calibration['auc']:.3f} on {calibration['n_fake']} labelled fakes"
+    print(line, flush=True)
+    return manifest
+
+
+def _video_row(uri: str) -> Dict[str, Any]:
+    name = posixpath.basename(uri.rstrip("/"))
+    return dict(video_id=name, uri=uri, label="unknown", dataset="detect", method="unknown", split="unknown")
+
+
+def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, Any]:
+    """One video -> {"video", "status", "score", "real_percentile", "verdict", ..., "seconds": {...}}
+    plus, under "_evidence", what a report draws (faces, pairs and their scores)."""
+    from ..score import frames_by_video, pair_features
+
+    times: Dict[str, float] = {}
+    t = time.perf_counter()
+    rows = detector.extractor.extract(_video_row(uri))
+    times["decode_and_detect"] = time.perf_counter() - t
+    out: Dict[str, Any] = {"video": uri, "status": rows[0]["video_status"], "error": None, "score": None,
+                           "real_percentile": None, "verdict": None, "fpr": fpr, "n_faces": 0, "n_pairs": 0}
+    if out["status"] != schema.VIDEO_OK:
+        out["error"] = rows[0]["error"]
+        out["seconds"] = {k: round(v, 3) for k, v in times.items()}
+        return out
+    faces = pa.Table.from_pylist(rows, schema=schema.FACES_SCHEMA)
+    t = time.perf_counter()
+    emb = detector.embedder.embed_faces(faces)
+    times["embed"] = time.perf_counter() - t
+    t = time.perf_counter()
+    vid = rows[0]["video_id"]
+    frames, features = frames_by_video(emb).get(vid, (np.zeros(0), np.zeros((0, detector.embedder.dim))))
+    out["n_faces"] = int(len(frames))
+    if len(frames) < 2:
+        out.update(status=schema.TOO_FEW_FACES, error=f"{uri}: {len(frames)} usable face(s), a pair needs 2")
+    else:
+        s = detector.score_settings
+        pairs, combined = pair_features(vid, frames, features, detector.model_meta, s["pairs_per_video"],
+                                        s["min_frame_gap"], s["seed"])
+        ll = detector.model.score_samples(combined)
+        if not np.all(np.isfinite(ll)):
+            out.update(status=schema.ERROR, error=f"{uri}: non-finite pair scores")
+        else:
+            score = float(ll.mean())
+            out.update(score=score, n_pairs=int(len(pairs)))
+            if detector.calibration:
+                out.update(real_percentile=round(real_percentile(score, detector.calibration), 2),
+                           verdict=verdict(score, detector.calibration, fpr),
+                           threshold=detector.calibration["thresholds"][f"{fpr:g}"])
+            crops = {r["frame_index"]: r["crop"] for r in rows if r["status"] == schema.FRAME_OK}
+            timestamps = {r["frame_index"]: r["timestamp"] for r in rows}
+            out["_evidence"] = {"frames": frames, "pairs": pairs, "pair_scores": ll, "crops": crops,
+                                "timestamps": timestamps}
+    times["score"] = time.perf_counter() - t
+    out["seconds"] = {k: round(v, 3) for k, v in times.items()}
+    return out
+
+
+def write_report(result: Dict[str, Any], out_dir: str, n_pairs_shown: int = 3) -> List[str]:
+    """Per video: the most anomalous frame pairs (the two crops side by side, with the pair score)
+    and a timeline of per-frame anomaly (mean score of the pairs a frame is in). -> files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..faces.codec import decode_image
+
+    ev = result.get("_evidence")
+    if not ev:
+        return []
+    stem = posixpath.splitext(posixpath.basename(result["video"]))[0]
+    frames, pairs, ll = ev["frames"], ev["pairs"], ev["pair_scores"]
+    worst = np.argsort(ll)[:n_pairs_shown]
+    fig, axes = plt.subplots(len(worst), 2, figsize=(5, 2.6 * len(worst)), squeeze=False)
+    for row, k in enumerate(worst):
+        for col in (0, 1):
+            f = int(frames[pairs[k, col]])
+            axes[row, col].imshow(decode_image(ev["crops"][f]))
+            axes[row, col].set_title(f"frame {f}", fontsize=8)
+            axes[row, col].axis("off")
+        axes[row, 0].text(0, -0.25, f"pair score {ll[k]:.1f}", transform=axes[row, 0].transAxes, fontsize=9)
+    fig.suptitle(f"{stem}: most anomalous pairs (video score {result['score']:.1f}, "
+                 f"{result.get('verdict') or 'uncalibrated'})", fontsize=9)
+    fig.tight_layout()
+    pairs_png = storage.join(out_dir, f"{stem}_pairs.png")
+    _save(fig, pairs_png)
+    per_frame = {}
+    for (a, b), s in zip(pairs, ll):
+        for pos in (a, b):
+            per_frame.setdefault(int(frames[pos]), []).append(float(s))
+    xs = sorted(per_frame)
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    times = [ev["timestamps"].get(f, f) for f in xs]
+    ax.plot(times, [np.mean(per_frame[f]) for f in xs], "o-", label="mean pair score of the frame")
+    if result.get("threshold") is not None:
+        ax.axhline(result["threshold"], color="red", ls="--", label=f"video threshold ({result['fpr']:.0%} FPR)")
+    ax.set(xlabel="time (s)", ylabel="log-likelihood (higher = more real)", title=f"{stem}: anomaly over time")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    timeline_png = storage.join(out_dir, f"{stem}_timeline.png")
+    _save(fig, timeline_png)
+    return [pairs_png, timeline_png]
+
+
+def _save(fig, uri: str) -> None:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    storage.write_bytes_atomic(uri, buf.getvalue())
+
+
+def run_detect(videos: Sequence[str], detector_uri: str, fpr: float = 0.01,
+               report_dir: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Every video of ``videos`` -> its result (no ``_evidence``); reports written when asked."""
+    t = time.perf_counter()
+    detector = Detector(detector_uri)
+    load_s = time.perf_counter() - t
+    results = []
+    for i, uri in enumerate(videos):
+        result = detect_video(detector, uri, fpr)
+        if i == 0:
+            result["seconds"]["load_detector"] = round(load_s, 3)
+        if report_dir:
+            result["report"] = write_report(result, report_dir)
+        result.pop("_evidence", None)
+        results.append(result)
+    return results
