@@ -573,8 +573,10 @@ def entry() -> None:
     down, its output holds what was finished and a run record saying it was interrupted."""
     try:
         main.main(standalone_mode=False)
-    except click.exceptions.Abort as exc:
-        signal_name = str(exc.__cause__) if isinstance(exc.__cause__, KeyboardInterrupt) and str(exc.__cause__) else "SIGINT"
+    except click.exceptions.Abort:
+        from difffake_ray.runtime import interrupted_by
+
+        signal_name = interrupted_by()
         click.echo(f"interrupted by {signal_name}: the stage stopped; what it finished is kept, a rerun resumes",
                    err=True)
         sys.exit(143 if signal_name == "SIGTERM" else 130)

@@ -194,7 +194,7 @@ class TrainConfig(Checked):
     SECTION: ClassVar[str] = "train"
     CHECKS: ClassVar[Dict[str, Check]] = {
         "pretrained_source": one_of("auto", "wheel", "hub"), "image_size": optional(at_least(16)),
-        "epochs": at_least(1), "batch_size": at_least(2), "lr": above(0), "momentum": between(0, 1),
+        "epochs": at_least(1), "batch_size": at_least(2), "lr": at_least(0), "momentum": between(0, 1),
         "weight_decay": at_least(0), "sam_rho": at_least(0), "lr_decay_start_epoch": at_least(0),
         "val_fraction": between(0.01, 0.9), "frames_per_video": at_least(0), "steps_per_epoch": at_least(0),
         "num_workers": at_least(1), "num_gpus": at_least(0), "cpus_per_worker": at_least(1),

@@ -147,6 +147,15 @@ def _quiet_ray_logging() -> None:
         pass
 
 
+_LAST_SIGNAL = None  # what the stage's signal handler last received
+
+
+def interrupted_by() -> str:
+    """The signal that interrupted this process's stage: Ray's own code may re-raise the
+    interruption as a bare KeyboardInterrupt, so the handler records what it received."""
+    return _LAST_SIGNAL or "SIGINT"
+
+
 class StageInterrupted(KeyboardInterrupt):
     """SIGTERM (or SIGINT) during a stage: unwinds like Ctrl-C, so that every ``finally`` runs (the
     local Ray is shut down with its agents, the output's lock released, the run record says so)."""
@@ -164,7 +173,9 @@ def _signals_interrupt() -> Iterator[None]:
         return
 
     def interrupt(signum, _frame):
-        raise StageInterrupted(signal.Signals(signum).name)
+        global _LAST_SIGNAL
+        _LAST_SIGNAL = signal.Signals(signum).name
+        raise StageInterrupted(_LAST_SIGNAL)
 
     before = signal.signal(signal.SIGTERM, interrupt)
     try:

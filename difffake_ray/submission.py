@@ -34,6 +34,9 @@ class SubmissionError(RuntimeError):
     pass
 
 
+AGENT_WAIT_S = 90  # how long `submit` waits for a just-started head's job agent
+
+
 def find_auth_token(token_file: Optional[str] = None) -> Optional[str]:
     """The cluster token: ``token_file``, then RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token."""
     if token_file:
@@ -111,10 +114,24 @@ def submit(address: str, stage: str, stage_args: List[str], config_yaml: str, *,
     kwargs: Dict[str, Any] = {}
     if entrypoint_num_gpus:
         kwargs["entrypoint_num_gpus"] = entrypoint_num_gpus
-    return c.submit_job(entrypoint=entrypoint(stage, stage_args),
-                        runtime_env=runtime_env(config_yaml, env_file, pip),
-                        submission_id=submission_id,
-                        metadata={"difffake_stage": stage}, **kwargs)
+    import time
+
+    # A head that has just started answers "No available agent ... try again later" until its job
+    # agent is up (tens of seconds on a loaded machine): wait for it, then say so in one line.
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:
+        try:
+            return c.submit_job(entrypoint=entrypoint(stage, stage_args),
+                                runtime_env=runtime_env(config_yaml, env_file, pip),
+                                submission_id=submission_id,
+                                metadata={"difffake_stage": stage}, **kwargs)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise SubmissionError(f"{address}: the head has no job agent after {AGENT_WAIT_S} s "
+                                      f"(is the cluster up? `ray status` on the head)") from None
+            time.sleep(2)
 
 
 def wait(address: str, job_id: str, follow: bool = False, token_file: Optional[str] = None,

@@ -53,7 +53,11 @@ def ray_head():
     cmd = [os.path.join(BIN, "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
            "--port", str(free_port()), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash),
            "--include-dashboard", "true", "--num-cpus", "2", "--temp-dir", temp, "--disable-usage-stats",
-           "--ray-client-server-port", str(free_port())]
+           "--ray-client-server-port", str(free_port()),
+           # the agents' default ports are fixed: another Ray on this machine (the session's local
+           # one, a benchmark's) holds them, and the head would answer "No available agent"
+           "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+           "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port())]
     log = open(os.path.join(temp, "head.log"), "w")
     head = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

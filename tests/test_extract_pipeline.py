@@ -1,5 +1,6 @@
 """The extract stage end to end through the session's local Ray."""
 
+import os
 
 import pytest
 
@@ -70,7 +71,16 @@ def test_extract_end_to_end_with_bad_files_and_resume(ray_local, mixed_manifest,
     assert key(again) == key(faces)
     assert len(set(key(again))) == again.num_rows  # no duplicate (video, frame)
 
-    # A complete output: a third run does no work and changes nothing.
-    before = storage.list_data_files(out)
+    # A third run redoes only the transient failure (the missing file may be there now): the part
+    # holding it is rewritten, every other part is left as it was, and the table is the same.
+    before = {f: os.stat(f).st_mtime_ns for f in storage.list_data_files(out)}
+    holder = next(f for f in before if "bad/missing" in storage.read_parquet_files([f], columns=["video_id"])
+                  ["video_id"].to_pylist())
     rec = run_extract(manifest, out, cfg, progress=False)
-    assert storage.list_data_files(out) == before and rec["inputs"]["resumed_skipped"] == n_videos
+    after = {f: os.stat(f).st_mtime_ns for f in storage.list_data_files(out)}
+    assert rec["inputs"]["redone_failed"] == {"missing": 1}
+    assert set(after) == set(before)  # the same videos batch again under the same part name
+    assert [f for f in before if after[f] != before[f]] == [holder]
+    in_holder = len(set(storage.read_parquet_files([holder], columns=["video_id"])["video_id"].to_pylist()))
+    assert rec["inputs"]["resumed_skipped"] == n_videos - in_holder
+    assert key(storage.read_parquet_dir(out, schema=schema.FACES_SCHEMA)) == key(faces)

@@ -23,7 +23,7 @@ import uuid
 from typing import Any, Dict, Iterator
 
 from .. import storage
-from ..runtime import RUN_RECORD
+from ..runtime import RUN_RECORD, interrupted_by
 
 LOCK_FILE = "_lock.json"
 SETTINGS_FILE = "_settings.json"
@@ -104,9 +104,9 @@ def claim(out_uri: str, stage: str, settings: Dict[str, Any], overwrite: bool = 
         storage.write_json_atomic(record, {"stage": stage, "settings": settings})
         try:
             yield
-        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (runtime.StageInterrupted)
+        except KeyboardInterrupt:  # SIGINT, or SIGTERM (runtime.StageInterrupted)
             storage.write_json_atomic(storage.join(out_uri, RUN_RECORD), {
-                "stage": stage, "status": "interrupted", "cause": str(exc) or "SIGINT", "output": out_uri,
+                "stage": stage, "status": "interrupted", "cause": interrupted_by(), "output": out_uri,
                 "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": lock["host"], "pid": lock["pid"],
                 "note": "partial output: a rerun resumes it"})
             raise

@@ -3,10 +3,11 @@ of the same name, written atomically, then a ``_done/<name>`` marker. A rerun sk
 marker exists; a retried task rewrites the same names.
 
 Two stages, streamed the way Ray documents batch inference: CPU tasks read a part (projected to
-the columns the worker needs) and prepare it (``prepare``: e.g. decode and resize crops, on as
-many CPUs as the cluster has); an actor pool (one GPU per actor where there are GPUs) runs the
+the columns the worker needs) and, on a cluster with GPUs, prepare it (``prepare``: e.g. decode
+and resize crops, on as many CPUs as the cluster has); an actor pool (one GPU per actor) runs the
 worker on each whole part and writes its output. Reading and decoding overlap the model's work,
-and memory stays bounded by the parts in flight, whatever the corpus size."""
+and memory stays bounded by the parts in flight, whatever the corpus size. Without GPUs the
+workers prepare their own parts: the model and the decoding share the same cores."""
 
 from __future__ import annotations
 
@@ -119,9 +120,10 @@ class PartMapper:
     output file(s) and its done marker."""
 
     def __init__(self, make_worker: Callable[[], Any], out_uri: str, out_schema: pa.Schema,
-                 partition_by: Optional[str] = None):
+                 partition_by: Optional[str] = None, prepare: Optional[Callable[[pa.Table], pa.Table]] = None):
         self.worker = make_worker()
         self.out_uri, self.out_schema, self.partition_by = out_uri, out_schema, partition_by
+        self.prepare = prepare  # set when preparing is this stage's job (no GPUs), not the loader's
 
     def __call__(self, batch: pa.Table) -> Dict[str, List[Any]]:
         if PART not in batch.column_names:  # only empty parts in this block: written by the loader
@@ -130,7 +132,8 @@ class PartMapper:
         if len(names) != 1 or batch.num_rows != batch[PART_ROWS][0].as_py():
             raise RuntimeError(f"parts {names} arrived as a batch of {batch.num_rows} rows, not one whole part: "
                                f"Ray Data split or merged their blocks")
-        out = self.worker(batch.drop_columns([PART, PART_ROWS]))
+        table = batch.drop_columns([PART, PART_ROWS])
+        out = self.worker(self.prepare(table) if self.prepare is not None else table)
         if not isinstance(out, pa.Table):
             out = pa.Table.from_pylist(out, schema=self.out_schema)
         _write_part(self.out_uri, names[0], out.cast(self.out_schema), self.partition_by)
@@ -188,19 +191,24 @@ def map_parts(in_uri: str, out_uri: str, make_worker: Callable[[], Any], out_sch
     if not todo:
         return 0
     gpus = cluster_gpus() if use_gpu_if_available else 0.0
-    if gpus:  # one worker per GPU (or per share of one); the loading tasks have the CPUs
+    if gpus:  # one worker per GPU (or per share of one); the loading tasks read and prepare on the CPUs
         n_actors, kwargs, loader_cpus = int(gpus // gpus_per_actor), {"num_gpus": gpus_per_actor}, 1.0
-    else:  # a worker per core runs the model; loading (a small share of the work) has a quarter of each
+    else:
+        # A worker per core runs the model, and prepares its own parts: on the same cores, a separate
+        # preparing stage would only add transfers (bench/score.py). Loading keeps a quarter of each.
         n_actors, kwargs, loader_cpus = int(cluster_cpus()), {"num_cpus": 1 - LOADER_SHARE}, LOADER_SHARE
+    prepare_in_loader = bool(gpus)
     n_actors = max(1, min(concurrency or n_actors, len(todo)))
     total = 0
     with _whole_part_blocks():
         ds = ray.data.from_items([{"file": f} for f in todo], override_num_blocks=len(todo))
         ds = ds.map_batches(load_parts, batch_size=1, batch_format="numpy", num_cpus=loader_cpus,
                             fn_kwargs=dict(out_uri=out_uri, out_schema=out_schema, in_columns=in_columns,
-                                           prepare=prepare, partition_by=partition_by))
+                                           prepare=prepare if prepare_in_loader else None,
+                                           partition_by=partition_by))
         out = ds.map_batches(PartMapper, fn_constructor_kwargs=dict(make_worker=make_worker, out_uri=out_uri,
-                                                                    out_schema=out_schema, partition_by=partition_by),
+                                                                    out_schema=out_schema, partition_by=partition_by,
+                                                                    prepare=None if prepare_in_loader else prepare),
                              batch_size=None, batch_format="pyarrow", zero_copy_batch=True,
                              # dead actors restart and their task is retried: Ray Data's default
                              compute=ray.data.ActorPoolStrategy(size=n_actors), **kwargs)
