@@ -73,14 +73,30 @@ def _with_protocol(fs: fsspec.AbstractFileSystem, path: str, like: str) -> str:
     return path
 
 
+class WriteError(OSError):
+    """A write that failed for a reason of the storage (disk full, permission): the path named."""
+
+
 def write_bytes_atomic(uri: str, data: bytes) -> None:
+    import errno
+
     fs, path = url_to_fs(uri)
     parent, name = posixpath.split(path)
-    fs.makedirs(parent, exist_ok=True)
     tmp = posixpath.join(parent, f"{TEMP_PREFIX}{uuid.uuid4().hex}-{name}")
-    with fs.open(tmp, "wb") as fh:
-        fh.write(data)
-    fs.mv(tmp, path)
+    try:
+        fs.makedirs(parent, exist_ok=True)
+        with fs.open(tmp, "wb") as fh:
+            fh.write(data)
+        fs.mv(tmp, path)
+    except OSError as exc:
+        with_cause = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied",
+                      errno.EROFS: "read-only filesystem"}.get(exc.errno, exc.strerror or type(exc).__name__)
+        try:
+            if fs.exists(tmp):
+                fs.rm(tmp)  # what did fit of it
+        except OSError:
+            pass
+        raise WriteError(exc.errno, f"cannot write {uri}: {with_cause}") from None
 
 
 def write_text_atomic(uri: str, text: str) -> None:

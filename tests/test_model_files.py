@@ -131,3 +131,35 @@ def test_cli_names_the_file_in_one_line(adm, tmp_path):
     lines = [ln for ln in done.stderr.strip().splitlines() if ln]
     assert len(lines) == 1 and "model.json: no 'l2_normalize'" in lines[0], done.stderr
     assert not (tmp_path / "scores").exists()
+
+
+def test_a_full_disk_is_named_with_the_path_in_one_line(tmp_path, monkeypatch):
+    import errno
+
+    import fsspec.implementations.local as local
+
+    from difffake_ray import storage
+    from difffake_ray.pipeline.parts import _root_cause
+
+    class Full:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(local.LocalFileSystem, "open", lambda self, path, mode="rb", **kw: Full())
+    target = str(tmp_path / "emb" / "part-1.parquet")
+    with pytest.raises(storage.WriteError) as exc:
+        storage.write_bytes_atomic(target, b"rows")
+    assert exc.value.strerror == f"cannot write {target}: disk full"
+    try:  # as a Ray task error carries it: the cause is found behind the wrappers
+        try:
+            raise exc.value
+        except storage.WriteError as inner:
+            raise RuntimeError("ray task failed") from inner
+    except RuntimeError as wrapped:
+        assert _root_cause(wrapped) is exc.value

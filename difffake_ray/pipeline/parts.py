@@ -83,6 +83,22 @@ def _unreadable_part(f: str, name: str, exc: Exception, out_uri: str, out_schema
     _write_part(out_uri, name, pa.table(columns).cast(out_schema), partition_by, done=False)
 
 
+class StageWriteError(ValueError):
+    """The stage could not write its output (disk full, permission): one line naming the path."""
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The user-code exception behind Ray's task-error wrappers."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "cause", None) or exc.__cause__
+        if inner is None or not isinstance(inner, BaseException):
+            return exc
+        exc = inner
+    return exc
+
+
 class UnreadableInputError(ValueError):
     """Input parts that could not be read at all: raised once everything else is done."""
 
@@ -213,9 +229,16 @@ def map_parts(in_uri: str, out_uri: str, make_worker: Callable[[], Any], out_sch
                              # dead actors restart and their task is retried: Ray Data's default
                              compute=ray.data.ActorPoolStrategy(size=n_actors), **kwargs)
         bar = tqdm(total=len(todo), desc=desc, unit="part", disable=not progress)
-        for row in out.iter_rows():
-            total += int(row["rows"])
-            bar.update(1)
+        try:
+            for row in out.iter_rows():
+                total += int(row["rows"])
+                bar.update(1)
+        except Exception as exc:  # noqa: BLE001 - a Ray task error wraps the cause: name it in one line
+            cause = _root_cause(exc)
+            if isinstance(cause, storage.WriteError):
+                raise StageWriteError(f"{desc}: {cause.strerror}; the parts written so far are kept, a rerun "
+                                      f"resumes") from None
+            raise
         bar.update(len(todo) - bar.n)  # empty parts, written by their loader
         bar.close()
     return total
