@@ -365,7 +365,8 @@ def evaluate_cmd(ctx, scores, out, split, all_videos):
     overall = metrics["overall"]
     if not (overall["n_real"] and overall["n_fake"]):  # an AUC of nan is not a result
         _fail(f"evaluate: no AUC for {scores}: {overall['n_real']} real and {overall['n_fake']} fake videos with a "
-              f"score of {metrics['videos']} videos left after the seen ones; not scored: {metrics['not_scored_by_status']})")
+              f"score of {metrics['videos']} videos left after the seen ones; "
+              f"not scored: {metrics['not_scored_by_status']})")
 
 
 @main.command("robustness")

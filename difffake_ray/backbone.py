@@ -102,7 +102,7 @@ def load_embedder_file(uri: str) -> Dict[str, Any]:
     """The exported embedder's {"state_dict", "meta"}, checked: its format, the keys that rebuild
     it, finite weights. v1 files (before the input spec was recorded) get what v1 used."""
     obj = load_state(uri)
-    if not isinstance(obj, dict) or not isinstance(obj.get("meta"), dict) or not isinstance(obj.get("state_dict"), dict):
+    if not (isinstance(obj, dict) and isinstance(obj.get("meta"), dict) and isinstance(obj.get("state_dict"), dict)):
         raise ModelFileError(f"{uri}: not an exported difffake embedder: no meta/state_dict "
                              f"(python cli.py train writes best.pt; cli.py pretrained an ImageNet one)")
     meta = obj["meta"]

@@ -77,7 +77,8 @@ def verified_manifest(uri: str) -> Dict[str, Any]:
     except ValueError as exc:
         raise BundleError(f"{storage.join(uri, BUNDLE_FILE)}: not valid JSON ({exc})") from None
     if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{storage.join(uri, BUNDLE_FILE)}: format {manifest.get('format')!r}, expected {BUNDLE_FORMAT}")
+        raise BundleError(f"{storage.join(uri, BUNDLE_FILE)}: format {manifest.get('format')!r}, "
+                          f"expected {BUNDLE_FORMAT}")
     if set(manifest.get("files", {})) != {BACKBONE_FILE, META_FILE, ARRAYS_FILE}:
         raise BundleError(f"{storage.join(uri, BUNDLE_FILE)}: lists {sorted(manifest.get('files', {}))}, "
                           f"expected {BACKBONE_FILE}, {META_FILE}, {ARRAYS_FILE}")

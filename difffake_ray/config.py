@@ -297,7 +297,8 @@ class FitConfig(Checked):
 @dataclass
 class ScoreConfig(Checked):
     SECTION: ClassVar[str] = "score"
-    CHECKS: ClassVar[Dict[str, Check]] = {"pairs_per_video": at_least(1), "min_frame_gap": at_least(0), "gpus_per_actor": at_least(0)}
+    CHECKS: ClassVar[Dict[str, Check]] = {"pairs_per_video": at_least(1), "min_frame_gap": at_least(0),
+                                          "gpus_per_actor": at_least(0)}
 
     pairs_per_video: int = 30
     min_frame_gap: int = 5

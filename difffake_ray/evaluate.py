@@ -97,7 +97,8 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     import pyarrow.dataset as pads
 
     split = pads.field("split") == cfg.evaluate.split if cfg.evaluate.split else None
-    df = storage.parquet_dataset(scores_uri, schema=schema.SCORES_SCHEMA).to_table(columns=cols, filter=split).to_pandas()
+    scores = storage.parquet_dataset(scores_uri, schema=schema.SCORES_SCHEMA)
+    df = scores.to_table(columns=cols, filter=split).to_pandas()
     left_out = {"fitted": 0, "trained": 0, "records": [], "missing": []}
     if cfg.evaluate.exclude_seen:
         seen = seen_videos(scores_uri)

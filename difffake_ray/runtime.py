@@ -189,7 +189,7 @@ def _signals_interrupt() -> Iterator[None]:
 LOCAL_RAY_RECORDS = os.path.join(os.path.expanduser("~"), ".cache", "difffake-ray", "local-ray")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -230,7 +230,7 @@ def stop_stale_local_rays() -> int:
                 record = json.load(fh)
         except (OSError, ValueError):
             continue
-        if _pid_alive(int(record.get("driver_pid", 0))):
+        if pid_alive(int(record.get("driver_pid", 0))):
             continue
         pids = _processes_of_session(record.get("session_dir", ""))
         for pid in pids:

@@ -23,7 +23,7 @@ import uuid
 from typing import Any, Dict, Iterator
 
 from .. import storage
-from ..runtime import RUN_RECORD, interrupted_by
+from ..runtime import RUN_RECORD, interrupted_by, pid_alive
 
 LOCK_FILE = "_lock.json"
 SETTINGS_FILE = "_settings.json"
@@ -31,16 +31,6 @@ SETTINGS_FILE = "_settings.json"
 
 class OutputClaimError(ValueError):
     """The output folder is being written by another run, or holds rows made with other settings."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _take_lock(out_uri: str, stage: str) -> Dict[str, Any]:
@@ -54,7 +44,7 @@ def _take_lock(out_uri: str, stage: str) -> Dict[str, Any]:
                 held = storage.read_json(lock)
             except (ValueError, FileNotFoundError):
                 held = {}
-            if held.get("host") == mine["host"] and held.get("pid") and not _alive(int(held["pid"])):
+            if held.get("host") == mine["host"] and held.get("pid") and not pid_alive(int(held["pid"])):
                 print(f"{stage}: taking over {lock}: its run (pid {held['pid']}, {held.get('started')}) is gone",
                       flush=True)
                 fs.rm(path)
@@ -99,8 +89,9 @@ def claim(out_uri: str, stage: str, settings: Dict[str, Any], overwrite: bool = 
             old = storage.read_json(record)
             if old.get("settings") != settings:
                 raise OutputClaimError(
-                    f"{out_uri} holds {stage} output made with other settings ({_differences(old.get('settings', {}), settings)}); "
-                    f"rerun with --overwrite to redo every video with the new ones, or write to another folder")
+                    f"{out_uri} holds {stage} output made with other settings "
+                    f"({_differences(old.get('settings', {}), settings)}); rerun with --overwrite to redo every "
+                    f"video with the new ones, or write to another folder")
         storage.write_json_atomic(record, {"stage": stage, "settings": settings})
         try:
             yield

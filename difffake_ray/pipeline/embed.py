@@ -45,7 +45,8 @@ def run_embed(faces_uri: str, out_uri: str, backbone_uri: str, cfg: Config, prog
                       functools.partial(_make_embedder, backbone_uri, ecfg.batch_size, ecfg.amp, ecfg.channels_last,
                                         ecfg.perturbation),
                       schema.embeddings_schema(dim), "embed", use_gpu_if_available=True,
-                      gpus_per_actor=ecfg.num_gpus_per_actor, concurrency=None if ecfg.concurrency <= 1 else ecfg.concurrency,
+                      gpus_per_actor=ecfg.num_gpus_per_actor,
+                      concurrency=None if ecfg.concurrency <= 1 else ecfg.concurrency,
                       in_columns=FACE_COLUMNS, prepare=prepare, progress=progress)
         tally = output_counts(out_uri)
         counts = tally["videos"]

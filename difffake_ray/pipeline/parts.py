@@ -164,8 +164,8 @@ def remove_orphans(in_uri: str, out_uri: str) -> int:
     markers = storage.join(out_uri, DONE_DIR)
     mfs, mpath = storage.url_to_fs(markers)
     stale = [f for f in storage.list_data_files(out_uri) if posixpath.basename(f) not in inputs]
-    stale += [storage.join(markers, posixpath.basename(p)) for p in (mfs.ls(mpath, detail=False) if mfs.exists(mpath) else [])
-              if posixpath.basename(p) not in inputs]
+    done = mfs.ls(mpath, detail=False) if mfs.exists(mpath) else []
+    stale += [storage.join(markers, posixpath.basename(p)) for p in done if posixpath.basename(p) not in inputs]
     for f in stale:
         storage.remove(f)
     return len(stale)
