@@ -32,7 +32,7 @@ def run_robustness(faces_uri: str, out_uri: str, backbone_uri: str, model_uri: s
             pcfg = dataclasses.replace(cfg, embed=dataclasses.replace(cfg.embed, perturbation=name))
             emb, scores = (storage.join(out_uri, name, k) for k in ("emb", "scores"))
             run_embed(faces_uri, emb, backbone_uri, pcfg)
-            run_score(emb, scores, model_uri, pcfg)
+            run_score(emb, scores, model_uri, pcfg, overwrite=True)  # cheap: always the given model's
             metrics = run_evaluate(scores, storage.join(out_uri, name, "report"), pcfg)
             table[name] = {"overall": metrics["overall"],
                            "per_method": {k: v["auc"] for k, v in metrics["per_method"].items()}}
