@@ -6,6 +6,9 @@ can always be traced back to its video, dataset, manipulation method and split.
 
 from __future__ import annotations
 
+from typing import Optional
+
+import numpy as np
 import pyarrow as pa
 
 N_LANDMARKS = 68
@@ -102,10 +105,8 @@ def table_from_rows(rows: list, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def embeddings_to_numpy(column) -> "np.ndarray":
+def embeddings_to_numpy(column) -> np.ndarray:
     """An ``embedding`` column (fixed-size lists, no nulls) -> (N, D) float32, without Python floats."""
-    import numpy as np
-
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     dim = arr.type.list_size
     if len(arr) == 0:
@@ -113,10 +114,8 @@ def embeddings_to_numpy(column) -> "np.ndarray":
     return arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
 
 
-def embeddings_from_numpy(values: "np.ndarray", valid: "np.ndarray | None" = None) -> pa.FixedSizeListArray:
+def embeddings_from_numpy(values: np.ndarray, valid: Optional[np.ndarray] = None) -> pa.FixedSizeListArray:
     """(N, D) float32 -> the ``embedding`` column; rows where ``valid`` is False are null."""
-    import numpy as np
-
     values = np.ascontiguousarray(values, dtype=np.float32)
     n, dim = values.shape
     mask = None if valid is None else pa.array(~np.asarray(valid, bool))

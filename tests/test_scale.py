@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from difffake_ray import schema, storage
+from difffake_ray import schema
 from difffake_ray.pipeline.common import completed_video_ids, output_counts
 from tests.conftest import toy_embeddings_table
 
