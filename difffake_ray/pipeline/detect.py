@@ -9,7 +9,6 @@ video gets the same score either way.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -34,20 +33,24 @@ def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config
 
     model, meta = load_model(model_uri)
     seen = set(read_seen_videos(model_uri, FITTED_VIDEOS) or ())
-    seen |= set(read_seen_videos(posixpath.dirname(backbone_uri) if "://" in backbone_uri
-                                 else os.path.dirname(backbone_uri), TRAINED_VIDEOS) or ())
+    seen |= set(read_seen_videos(posixpath.dirname(backbone_uri), TRAINED_VIDEOS) or ())
     dataset = storage.parquet_dataset(emb_uri)
     if not dataset.files:
         raise ValueError(f"{emb_uri}: no embeddings to calibrate on")
     keep = pads.field("label").isin(["real", "fake"])
     scores: Dict[str, List[float]] = {"real": [], "fake": []}
+    left_out = 0
     s = cfg.score
     for fragment in dataset.get_fragments(filter=keep):  # a part holds whole videos
         table = fragment.to_table(filter=keep, schema=dataset.schema)
         for row in score_videos(table, model, meta, s.pairs_per_video, s.min_frame_gap, s.seed):
-            if row["status"] == schema.VIDEO_OK and row["video_id"] not in seen:
+            if row["status"] != schema.VIDEO_OK:
+                continue
+            if row["video_id"] in seen:
+                left_out += 1
+            else:
                 scores[row["label"]].append(row["score"])
-    return {"real": scores["real"], "fake": scores["fake"], "left_out_seen": len(seen)}
+    return {"real": scores["real"], "fake": scores["fake"], "left_out_seen": left_out}
 
 
 def run_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
@@ -56,7 +59,7 @@ def run_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
     try:
         from ..runtime import read_run_record
 
-        card["backbone_training"] = {k: read_run_record(os.path.dirname(backbone_uri)).get(k)
+        card["backbone_training"] = {k: read_run_record(posixpath.dirname(backbone_uri)).get(k)
                                      for k in ("history", "counts", "inputs")}
     except (FileNotFoundError, ValueError):
         card["backbone_training"] = "no run record beside the backbone (e.g. untrained ImageNet weights)"
