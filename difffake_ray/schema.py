@@ -105,6 +105,13 @@ def table_from_rows(rows: list, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def first_row_per_video(table: pa.Table) -> pa.Table:
+    """One row per video, in order of first appearance: each column's value in its first row."""
+    others = [c for c in table.column_names if c != "video_id"]
+    grouped = table.group_by("video_id", use_threads=False).aggregate([(c, "first") for c in others])
+    return grouped.rename_columns([c[:-len("_first")] if c.endswith("_first") else c for c in grouped.column_names])
+
+
 def embeddings_to_numpy(column) -> np.ndarray:
     """An ``embedding`` column (fixed-size lists, no nulls) -> (N, D) float32, without Python floats."""
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column

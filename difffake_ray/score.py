@@ -39,34 +39,22 @@ def video_pairs(video_id: str, frames, n_pairs: int, min_gap: int, seed: int) ->
     return order[pos] if len(pos) else pos
 
 
-def pair_features(video_id: str, frames: np.ndarray, emb: np.ndarray, meta: Dict, n_pairs: int, min_gap: int,
-                  seed: int) -> Tuple[np.ndarray, np.ndarray]:
-    """-> (the video's pairs as positions into ``frames`` (n, 2), their combined features (n, D'))."""
-    pairs = video_pairs(video_id, frames, n_pairs, min_gap, seed)
-    return pairs, combine_pairs(meta["combination"], emb[pairs[:, 0]], emb[pairs[:, 1]], meta["l2_normalize"])
-
-
 def _video_rows(table: pa.Table) -> List[Dict]:
     """One dict per video: its manifest columns, video status and error (the first row's), and the
     first embedding error among its frames."""
-    info = table.select(schema.MANIFEST_COLUMNS + ["video_status", "error"])
-    grouped = info.group_by("video_id", use_threads=False).aggregate(
-        [(c, "first") for c in info.column_names if c != "video_id"])
+    grouped = schema.first_row_per_video(table.select(schema.MANIFEST_COLUMNS + ["video_status", "error"]))
     embed_errors = table.filter(pc.equal(table["status"], schema.EMBED_ERROR)).select(["video_id", "error"])
     embed_error: Dict[str, str] = {}
     for vid, err in zip(embed_errors["video_id"].to_pylist(), embed_errors["error"].to_pylist()):
         embed_error.setdefault(vid, err)
-    rows = []
-    for r in grouped.to_pylist():
-        row = {c: r[f"{c}_first"] for c in schema.MANIFEST_COLUMNS if c != "video_id"}
-        row.update(video_id=r["video_id"], video_status=r["video_status_first"], error=r["error_first"],
-                   embed_error=embed_error.get(r["video_id"]))
-        rows.append(row)
-    return rows
+    return [dict(row, embed_error=embed_error.get(row["video_id"])) for row in grouped.to_pylist()]
 
 
-def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int, seed: int) -> List[Dict]:
-    """Embedding rows of whole videos -> one score row per video (schema.SCORES_SCHEMA)."""
+def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int, seed: int,
+                 keep_pairs: bool = False) -> List[Dict]:
+    """Embedding rows of whole videos -> one score row per video (schema.SCORES_SCHEMA). With
+    ``keep_pairs``, a scored row also holds "pair_detail": its frame indices, its pairs (positions
+    into them) and each pair's score: what a single-video report draws."""
     faces = frames_by_video(table)
     dim = table.schema.field("embedding").type.list_size
     out, feats, owners = [], [], []
@@ -83,15 +71,16 @@ def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int,
         elif dim != meta["embedding_dim"]:
             row.update(status=schema.ERROR, error=f"{vid}: embedding dim {dim} != model's {meta['embedding_dim']}")
         else:
-            pairs, features = pair_features(vid, frames, emb, meta, n_pairs, min_gap, seed)
-            feats.append(features)
-            owners.append((len(out), len(pairs)))
+            pairs = video_pairs(vid, frames, n_pairs, min_gap, seed)
+            feats.append(combine_pairs(meta["combination"], emb[pairs[:, 0]], emb[pairs[:, 1]], meta["l2_normalize"]))
+            owners.append((len(out), pairs, frames))
         out.append(row)
     if feats:
         # one vectorised call over every pair of the batch
         ll = model.score_samples(np.concatenate(feats))
         start = 0
-        for pos, n in owners:
+        for pos, pairs, frames in owners:
+            n = len(pairs)
             s = ll[start:start + n]
             start += n
             if not np.all(np.isfinite(s)):  # never an ok row with a NaN score
@@ -101,4 +90,6 @@ def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int,
                 continue
             out[pos].update(score=float(s.mean()), n_pairs=n, min_pair_score=float(s.min()),
                             median_pair_score=float(np.median(s)))
+            if keep_pairs:
+                out[pos]["pair_detail"] = {"frames": frames, "pairs": pairs, "scores": s}
     return out

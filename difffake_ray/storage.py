@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import posixpath
 import uuid
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 import fsspec
 import pyarrow as pa
@@ -173,6 +173,24 @@ def parquet_dataset(dir_uri: str, schema: Optional[pa.Schema] = None):
     if not paths and schema is None:
         schema = pa.schema([])
     return pads.dataset(paths, schema=schema, format="parquet", filesystem=filesystem)
+
+
+def scan_parts(dir_uri: str, columns: Optional[List[str]] = None, filter=None) -> Iterator[Tuple[str, pa.Table]]:
+    """(part file path, its rows) for each complete part file under a folder, from one parallel
+    scan (``columns`` projected, ``filter`` pushed down): the scan yields a part's batches in
+    order and together, so a part arrives whole and the driver holds one part at a time."""
+    dataset = parquet_dataset(dir_uri)
+    if not dataset.files:
+        return
+    current, pending = None, []
+    for tagged in dataset.scanner(columns=columns, filter=filter).scan_batches():
+        if tagged.fragment.path != current and pending:
+            yield current, pa.Table.from_batches(pending)
+            pending = []
+        current = tagged.fragment.path
+        pending.append(tagged.record_batch)
+    if pending:
+        yield current, pa.Table.from_batches(pending)
 
 
 def scan_batches(dir_uri: str, columns: List[str], filter=None):

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import storage
-from .pipeline.common import MANIFEST_RECORD
+from .pipeline.common import MANIFEST_RECORD, video_statuses
 from .runtime import read_run_record
 
 
@@ -39,7 +39,7 @@ def _scan_output(out_uri: str, stage: str, status_column: str) -> Tuple[Dict[str
     """-> ({video_id: the part file holding it}, {video_id: status}, problems), in one parallel scan.
 
     The driver holds one entry per video, never the rows: a video lives in one part file, so a
-    duplicated frame can only sit inside one part (the scan yields each part's batches in order),
+    duplicated frame can only sit inside one part (``storage.scan_parts`` gives each part whole),
     and a video in two parts shows in ``homes``. An unreadable part stops the fast scan; the
     slow path then reads part by part to name every bad file."""
     cols = ["video_id", status_column] + ([] if stage == "score" else ["frame_index"])
@@ -50,8 +50,7 @@ def _scan_output(out_uri: str, stage: str, status_column: str) -> Tuple[Dict[str
     duplicates: Dict[str, List] = {}  # part file -> duplicated keys
 
     def take(part: str, table: pa.Table) -> None:
-        per_video = table.group_by(["video_id", status_column]).aggregate([])
-        for vid, status in zip(per_video["video_id"].to_pylist(), per_video[status_column].to_pylist()):
+        for vid, status in video_statuses(table, status_column):
             if homes.setdefault(vid, part) != part:
                 problems.append(f"{vid}: in 2 part files ({homes[vid]}, {part})")
             statuses[vid] = status
@@ -68,17 +67,8 @@ def _scan_output(out_uri: str, stage: str, status_column: str) -> Tuple[Dict[str
                             f"e.g. {example}")
 
     try:
-        current, pending = None, []
-        dataset = storage.parquet_dataset(out_uri)
-        for tagged in dataset.scanner(columns=cols).scan_batches() if dataset.files else ():
-            part = tagged.fragment.path
-            if part != current and pending:
-                take(current, pa.Table.from_batches(pending))
-                pending = []
-            current = part
-            pending.append(tagged.record_batch)
-        if pending:
-            take(current, pa.Table.from_batches(pending))
+        for part, table in storage.scan_parts(out_uri, cols):
+            take(part, table)
     except (OSError, pa.ArrowException) as first:
         homes, statuses, problems, duplicates = {}, {}, [], {}
         for f in storage.list_data_files(out_uri):

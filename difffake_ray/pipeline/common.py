@@ -47,11 +47,9 @@ def resume_state(out_uri: str, redo_failed: bool = False) -> Tuple[Set[str], Dic
     redo = (lambda s: s != schema.VIDEO_OK) if redo_failed else (lambda s: s in TRANSIENT_STATUSES)
     status_of: Dict[str, str] = {}
     part_of: Dict[str, str] = {}
-    dataset = storage.parquet_dataset(out_uri)
-    for tagged in dataset.scanner(columns=["video_id", "video_status"]).scan_batches() if dataset.files else ():
-        per_video = pa.Table.from_batches([tagged.record_batch]).group_by(["video_id", "video_status"]).aggregate([])
-        for vid, status in zip(per_video["video_id"].to_pylist(), per_video["video_status"].to_pylist()):
-            status_of[vid], part_of[vid] = status, tagged.fragment.path
+    for part, table in storage.scan_parts(out_uri, ["video_id", "video_status"]):
+        for vid, status in video_statuses(table):
+            status_of[vid], part_of[vid] = status, part
     stale_parts = {part_of[v] for v, s in status_of.items() if redo(s)}
     redone = collections.Counter(s for v, s in status_of.items() if redo(s))
     fs, _ = storage.url_to_fs(out_uri)
@@ -60,12 +58,10 @@ def resume_state(out_uri: str, redo_failed: bool = False) -> Tuple[Set[str], Dic
     return {v for v in status_of if part_of[v] not in stale_parts}, dict(redone)
 
 
-def video_status_counts(table: pa.Table, status_column: str = "video_status") -> Dict[str, int]:
-    """{status: number of videos} from a per-frame or per-video table."""
-    if table.num_rows == 0:
-        return {}
-    t = table.select(["video_id", status_column]).group_by(["video_id", status_column]).aggregate([])
-    return dict(collections.Counter(t[status_column].to_pylist()))
+def video_statuses(table: pa.Table, status_column: str = "video_status") -> Iterable[Tuple[str, str]]:
+    """(video_id, status) once per video of a per-frame or per-video table."""
+    per_video = table.select(["video_id", status_column]).group_by(["video_id", status_column]).aggregate([])
+    return zip(per_video["video_id"].to_pylist(), per_video[status_column].to_pylist())
 
 
 def output_counts(out_uri: str, status_column: str = "video_status") -> Dict[str, object]:
@@ -77,8 +73,7 @@ def output_counts(out_uri: str, status_column: str = "video_status") -> Dict[str
     for batch in storage.scan_batches(out_uri, cols):
         rows += batch.num_rows
         ok_rows += int(pc.sum(pc.equal(batch.column("status"), schema.FRAME_OK)).as_py() or 0)
-        per_video = pa.Table.from_batches([batch]).group_by(["video_id", status_column]).aggregate([])
-        status_of.update(zip(per_video["video_id"].to_pylist(), per_video[status_column].to_pylist()))
+        status_of.update(video_statuses(pa.Table.from_batches([batch]), status_column))
     return {"videos": dict(collections.Counter(status_of.values())), "rows": rows, "ok_rows": ok_rows}
 
 

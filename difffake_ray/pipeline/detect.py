@@ -34,15 +34,12 @@ def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config
     model, meta = load_model(model_uri)
     seen = set(read_seen_videos(model_uri, FITTED_VIDEOS) or ())
     seen |= set(read_seen_videos(posixpath.dirname(backbone_uri), TRAINED_VIDEOS) or ())
-    dataset = storage.parquet_dataset(emb_uri)
-    if not dataset.files:
+    if not storage.list_data_files(emb_uri):
         raise ValueError(f"{emb_uri}: no embeddings to calibrate on")
-    keep = pads.field("label").isin(["real", "fake"])
     scores: Dict[str, List[float]] = {"real": [], "fake": []}
     left_out = 0
     s = cfg.score
-    for fragment in dataset.get_fragments(filter=keep):  # a part holds whole videos
-        table = fragment.to_table(filter=keep, schema=dataset.schema)
+    for _, table in storage.scan_parts(emb_uri, filter=pads.field("label").isin(["real", "fake"])):
         for row in score_videos(table, model, meta, s.pairs_per_video, s.min_frame_gap, s.seed):
             if row["status"] != schema.VIDEO_OK:
                 continue
@@ -88,7 +85,7 @@ def _video_row(uri: str) -> Dict[str, Any]:
 def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, Any]:
     """One video -> {"video", "status", "score", "real_percentile", "verdict", ..., "seconds": {...}}
     plus, under "_evidence", what a report draws (faces, pairs and their scores)."""
-    from ..score import frames_by_video, pair_features
+    from ..score import score_videos
 
     times: Dict[str, float] = {}
     t = time.perf_counter()
@@ -105,29 +102,18 @@ def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, A
     emb = detector.embedder.embed_faces(faces)
     times["embed"] = time.perf_counter() - t
     t = time.perf_counter()
-    vid = rows[0]["video_id"]
-    frames, features = frames_by_video(emb).get(vid, (np.zeros(0), np.zeros((0, detector.embedder.dim))))
-    out["n_faces"] = int(len(frames))
-    if len(frames) < 2:
-        out.update(status=schema.TOO_FEW_FACES, error=f"{uri}: {len(frames)} usable face(s), a pair needs 2")
-    else:
-        s = detector.score_settings
-        pairs, combined = pair_features(vid, frames, features, detector.model_meta, s["pairs_per_video"],
-                                        s["min_frame_gap"], s["seed"])
-        ll = detector.model.score_samples(combined)
-        if not np.all(np.isfinite(ll)):
-            out.update(status=schema.ERROR, error=f"{uri}: non-finite pair scores")
-        else:
-            score = float(ll.mean())
-            out.update(score=score, n_pairs=int(len(pairs)))
-            if detector.calibration:
-                out.update(real_percentile=round(real_percentile(score, detector.calibration), 2),
-                           verdict=verdict(score, detector.calibration, fpr),
-                           threshold=detector.calibration["thresholds"][f"{fpr:g}"])
-            crops = {r["frame_index"]: r["crop"] for r in rows if r["status"] == schema.FRAME_OK}
-            timestamps = {r["frame_index"]: r["timestamp"] for r in rows}
-            out["_evidence"] = {"frames": frames, "pairs": pairs, "pair_scores": ll, "crops": crops,
-                                "timestamps": timestamps}
+    s = detector.score_settings  # the batch path's scoring, statuses included, with the pairs kept
+    row = score_videos(emb, detector.model, detector.model_meta, s["pairs_per_video"], s["min_frame_gap"], s["seed"],
+                       keep_pairs=True)[0]
+    out.update({k: row[k] for k in ("status", "error", "score", "n_faces", "n_pairs")})
+    if row["status"] == schema.VIDEO_OK:
+        if detector.calibration:
+            out.update(real_percentile=round(real_percentile(row["score"], detector.calibration), 2),
+                       verdict=verdict(row["score"], detector.calibration, fpr),
+                       threshold=detector.calibration["thresholds"][f"{fpr:g}"])
+        out["_evidence"] = dict(row["pair_detail"],
+                                crops={r["frame_index"]: r["crop"] for r in rows if r["status"] == schema.FRAME_OK},
+                                timestamps={r["frame_index"]: r["timestamp"] for r in rows})
     times["score"] = time.perf_counter() - t
     out["seconds"] = {k: round(v, 3) for k, v in times.items()}
     return out
@@ -147,7 +133,7 @@ def write_report(result: Dict[str, Any], out_dir: str, n_pairs_shown: int = 3) -
     if not ev:
         return []
     stem = posixpath.splitext(posixpath.basename(result["video"]))[0]
-    frames, pairs, ll = ev["frames"], ev["pairs"], ev["pair_scores"]
+    frames, pairs, ll = ev["frames"], ev["pairs"], ev["scores"]
     worst = np.argsort(ll)[:n_pairs_shown]
     fig, axes = plt.subplots(len(worst), 2, figsize=(5, 2.6 * len(worst)), squeeze=False)
     for row, k in enumerate(worst):

@@ -38,7 +38,8 @@ def run_embed(faces_uri: str, out_uri: str, backbone_uri: str, cfg: Config, prog
 
     perturb(np.zeros((8, 8, 3), np.uint8), ecfg.perturbation)  # an unknown name fails here, before Ray
     prepare = functools.partial(prepare_crops, spec=InputSpec.from_meta(meta), perturbation=ecfg.perturbation)
-    settings = {"backbone": fingerprint(backbone_uri), "perturbation": ecfg.perturbation}
+    backbone_fingerprint = fingerprint(backbone_uri)
+    settings = {"backbone": backbone_fingerprint, "perturbation": ecfg.perturbation}
     with claim(out_uri, "embed", settings, overwrite):
         with ray_session(cfg.ray):
             map_parts(faces_uri, out_uri,
@@ -52,7 +53,7 @@ def run_embed(faces_uri: str, out_uri: str, backbone_uri: str, cfg: Config, prog
         counts = tally["videos"]
         record = write_run_record(out_uri, "embed", cfg, inputs={"faces": faces_uri, "backbone": backbone_uri},
                                   counts={"videos": counts, "rows": tally["rows"]}, started=started,
-                                  extra={"embedding_dim": dim, "backbone_fingerprint": fingerprint(backbone_uri),
+                                  extra={"embedding_dim": dim, "backbone_fingerprint": backbone_fingerprint,
                                          "backbone_meta": meta, "perturbation": ecfg.perturbation,
                                          "unreadable_input_parts": unreadable_parts(out_uri)})
         print(summary_line("embed", counts, time.time() - started, f"dim {dim}"), flush=True)

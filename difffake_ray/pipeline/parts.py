@@ -72,9 +72,7 @@ def _unreadable_part(f: str, name: str, exc: Exception, out_uri: str, out_schema
         storage.write_json_atomic(storage.join(out_uri, ERRORS_DIR, name + ".json"), {"part": f, "error": cause})
         return
     if "frame_index" not in out_schema.names:  # one row per video
-        table = table.group_by("video_id", use_threads=False).aggregate(
-            [(c, "first") for c in table.column_names if c != "video_id"])
-        table = table.rename_columns([c[:-len("_first")] if c.endswith("_first") else c for c in table.column_names])
+        table = schema.first_row_per_video(table)
     n = table.num_rows
     failed = {"video_status": schema.ERROR, "status": schema.ERROR, "error": cause}
     columns = {c: (pa.array([failed[c]] * n, pa.string()) if c in failed else
