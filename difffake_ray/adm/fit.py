@@ -17,18 +17,13 @@ from .models import create_anomaly_model
 from .persistence import save_model
 
 
-def training_videos(emb_uri: str, split: str, max_videos: Optional[int], seed: int) -> List[str]:
-    """The real videos of ``split`` with usable faces, sorted; at most ``max_videos`` of them, a
-    seeded sample. One projected scan with the filter pushed down: the driver holds ids only."""
-    filt = _real_faces(split)
+def training_videos(emb_uri: str, split: str) -> List[str]:
+    """The real videos of ``split`` with usable faces, sorted. One projected scan with the filter
+    pushed down: the driver holds ids only."""
     ids: set = set()
-    for batch in storage.scan_batches(emb_uri, ["video_id"], filter=filt):
+    for batch in storage.scan_batches(emb_uri, ["video_id"], filter=_real_faces(split)):
         ids.update(pc.unique(batch.column(0)).to_pylist())
-    videos = sorted(ids)
-    if max_videos is not None and len(videos) > max_videos:
-        rng = np.random.default_rng(seed)
-        videos = sorted(videos[i] for i in rng.choice(len(videos), size=max_videos, replace=False))
-    return videos
+    return sorted(ids)
 
 
 def _real_faces(split: str):
@@ -47,14 +42,17 @@ def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap
     pushed down to the Parquet reader), three columns, numpy all the way. With ``max_pairs``, a
     seeded sample of videos is read, enough for that many pairs, and the pairs are capped there:
     the driver's memory is set by ``max_pairs``, not by the corpus."""
-    from ..score import frames_by_video, video_pairs
-
-    per_video = 1 if combination == "single" else n_pairs
-    max_videos = None if max_pairs is None else max(1, -(-max_pairs // per_video))
-    videos = training_videos(emb_uri, split, None if combination == "single" else max_videos, seed)
     import pyarrow.dataset as pads
 
-    filt = _real_faces(split) & pads.field("video_id").isin(videos)
+    from ..score import frames_by_video, video_pairs
+
+    filt = _real_faces(split)
+    if max_pairs is not None and combination != "single":  # single frames are capped below, as pairs are
+        videos = training_videos(emb_uri, split)
+        max_videos = max(1, -(-max_pairs // n_pairs))
+        if len(videos) > max_videos:  # read a seeded sample of videos, enough for max_pairs pairs
+            pick = np.random.default_rng(seed).choice(len(videos), size=max_videos, replace=False)
+            filt = filt & pads.field("video_id").isin(sorted(videos[i] for i in pick))
     batches = list(storage.scan_batches(emb_uri, ["video_id", "status", "frame_index", "embedding"], filter=filt))
     if not batches:
         raise ValueError(f"{emb_uri}: no real video of split {split!r} has two usable faces to pair")
