@@ -15,7 +15,7 @@ import pytest
 from difffake_ray import schema, storage
 from difffake_ray.pipeline.claim import LOCK_FILE, SETTINGS_FILE, OutputClaimError, claim
 from difffake_ray.pipeline.common import resume_state
-from difffake_ray.pipeline.parts import DONE_DIR, remove_orphans
+from difffake_ray.pipeline.parts import DONE_DIR, pending_parts
 
 
 def test_a_second_writer_fails_fast_and_a_dead_writers_lock_is_taken_over(tmp_path, capsys):
@@ -74,7 +74,8 @@ def test_downstream_outputs_of_rewritten_parts_are_dropped(tmp_path):
         _part(emb, name, [("a" if name == "part-old.parquet" else "b", "ok")])
         os.makedirs(emb / DONE_DIR, exist_ok=True)
         (emb / DONE_DIR / name).write_bytes(b"")
-    assert remove_orphans(str(faces), str(emb)) == 2
+    assert pending_parts(str(faces), str(emb)) == [str(faces / "part-new.parquet")]
+    # the two orphans (the old part's output and its marker) are gone, the kept part untouched
     assert sorted(os.listdir(emb)) == [DONE_DIR, "part-kept.parquet"] and os.listdir(emb / DONE_DIR) == ["part-kept.parquet"]
 
 

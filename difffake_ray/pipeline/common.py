@@ -43,7 +43,7 @@ def resume_state(out_uri: str, redo_failed: bool = False) -> Tuple[Set[str], Dic
     Videos whose status is transient (every failure with ``redo_failed``) are redone: the part
     files holding them are deleted, and every video of those parts is extracted again (a part
     is rewritten whole, never edited). Downstream stages drop their outputs of parts that no
-    longer exist (``parts.remove_orphans``)."""
+    longer exist (``parts.pending_parts``)."""
     redo = (lambda s: s != schema.VIDEO_OK) if redo_failed else (lambda s: s in TRANSIENT_STATUSES)
     status_of: Dict[str, str] = {}
     part_of: Dict[str, str] = {}

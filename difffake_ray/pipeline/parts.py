@@ -154,25 +154,20 @@ class PartMapper:
         return {"file": names, "rows": [out.num_rows]}
 
 
-def remove_orphans(in_uri: str, out_uri: str) -> int:
-    """Delete output parts (and markers) whose input part no longer exists: an upstream rerun
-    rewrote that part under a new name, and its videos come back with it."""
-    inputs = {posixpath.basename(f) for f in storage.list_data_files(in_uri)}
-    fs, path = storage.url_to_fs(out_uri)
+def pending_parts(in_uri: str, out_uri: str) -> List[str]:
+    """The input parts still to do: those without a done marker. Outputs (and markers) of input
+    parts that no longer exist are deleted first: an upstream rerun rewrote that part under a
+    new name, and its videos come back with it. One listing of each folder."""
+    inputs = storage.list_data_files(in_uri)
+    names = {posixpath.basename(f) for f in inputs}
     markers = storage.join(out_uri, DONE_DIR)
-    mfs, mpath = storage.url_to_fs(markers)
-    stale = [f for f in storage.list_data_files(out_uri) if posixpath.basename(f) not in inputs]
-    done = mfs.ls(mpath, detail=False) if mfs.exists(mpath) else []
-    stale += [storage.join(markers, posixpath.basename(p)) for p in done if posixpath.basename(p) not in inputs]
+    fs, path = storage.url_to_fs(markers)
+    done = {posixpath.basename(p) for p in fs.ls(path, detail=False)} if fs.exists(path) else set()
+    stale = [f for f in storage.list_data_files(out_uri) if posixpath.basename(f) not in names]
+    stale += [storage.join(markers, name) for name in done - names]
     for f in stale:
         storage.remove(f)
-    return len(stale)
-
-
-def pending_parts(in_uri: str, out_uri: str) -> List[str]:
-    fs, path = storage.url_to_fs(storage.join(out_uri, DONE_DIR))
-    done = {posixpath.basename(p) for p in fs.ls(path, detail=False)} if fs.exists(path) else set()
-    return [f for f in storage.list_data_files(in_uri) if posixpath.basename(f) not in done]
+    return [f for f in inputs if posixpath.basename(f) not in done]
 
 
 @contextlib.contextmanager
@@ -200,7 +195,6 @@ def map_parts(in_uri: str, out_uri: str, make_worker: Callable[[], Any], out_sch
 
     storage.remove_temporaries(out_uri)
     storage.remove(storage.join(out_uri, ERRORS_DIR), recursive=True)  # what the last run could not read
-    remove_orphans(in_uri, out_uri)
     todo = pending_parts(in_uri, out_uri)
     if not todo:
         return 0
