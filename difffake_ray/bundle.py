@@ -15,7 +15,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import sys
 from typing import Any, Dict, Optional
+
+import numpy as np
 
 from . import storage
 from .config import Config, ExtractConfig
@@ -94,12 +97,52 @@ def verified_manifest(uri: str) -> Dict[str, Any]:
     return manifest
 
 
-class Detector:
-    """A loaded bundle: the embedder, the anomaly model, the settings and the calibration."""
+# The backbone of a Detector lives in one worker process: these run there.
+_worker_embedder = None
 
-    def __init__(self, uri: str, device: Optional[str] = None):
+
+def _load_embedder(backbone_uri: str, device: Optional[str], expected_dim: int):
+    from .embed import CropEmbedder
+
+    embedder = CropEmbedder(backbone_uri, batch_size=32, device=device)
+    if embedder.dim != expected_dim:
+        raise BundleError(f"{backbone_uri}: gives {embedder.dim}-d features, the anomaly model's are {expected_dim}-d")
+    return embedder
+
+
+def _load_in_worker(backbone_uri: str, device: Optional[str], expected_dim: int) -> None:
+    global _worker_embedder
+    _worker_embedder = _load_embedder(backbone_uri, device, expected_dim)
+
+
+def _embed_in_worker(faces):
+    return _worker_embedder.embed_faces(faces)
+
+
+def _spawnable() -> bool:
+    """Whether a spawned process can start here: it re-imports the main module from its file,
+    which a script read from stdin (``python -``) does not have; ``-c`` and a REPL have none, and are fine."""
+    import os
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.isfile(main_file)
+
+
+class Detector:
+    """A loaded bundle: the embedder, the anomaly model, the settings and the calibration.
+
+    Everything is checked here (hashes, the dimensions the manifest records). The backbone is
+    loaded in one worker process started at once: importing torch and timm is most of a cold
+    start (~6 s on 2 cores), and this process meanwhile decodes the first video and finds its
+    faces on the other core (a thread would share the GIL with the import). Crops go to the
+    worker and embeddings come back (a few hundred KB a video). ``worker=False`` (or a worker that
+    cannot start) loads the backbone in this process. Use as a context manager, or ``close()``."""
+
+    def __init__(self, uri: str, device: Optional[str] = None, worker: bool = True):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         from .adm.persistence import ModelFileError, load_model
-        from .embed import CropEmbedder
 
         self.uri = uri
         self.manifest = verified_manifest(uri)
@@ -107,13 +150,54 @@ class Detector:
             self.model, self.model_meta = load_model(uri)
         except ModelFileError as exc:
             raise BundleError(str(exc)) from None
-        self.embedder = CropEmbedder(storage.join(uri, BACKBONE_FILE), batch_size=32, device=device)
-        if self.embedder.dim != int(self.model_meta["embedding_dim"]):
-            raise BundleError(f"{uri}: backbone features are {self.embedder.dim}-d, the anomaly model's "
-                              f"{self.model_meta['embedding_dim']}-d")
+        self.dim = int(self.model_meta["embedding_dim"])
+        recorded = (self.manifest.get("backbone") or {}).get("feature_dim")
+        if recorded is not None and int(recorded) != self.dim:
+            raise BundleError(f"{uri}: backbone features are {recorded}-d, the anomaly model's {self.dim}-d")
         self.extract_config = ExtractConfig(**self.manifest["extract"])
         self.score_settings = self.manifest["score"]
         self.calibration = self.manifest.get("calibration")
+        self._device, self._pool, self._local = device, None, None
+        if worker and _spawnable():
+            # spawn, not fork: this process may already hold threads (Arrow's pools)
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._loaded = self._pool.submit(_load_in_worker, storage.join(uri, BACKBONE_FILE), device, self.dim)
+        # every combination keeps the embedding's dimension: one throw-away row builds the
+        # model's scorer (its BLAS factors) while the worker loads
+        self.model.score_samples(np.zeros((1, self.dim)))
+
+    def wait_until_loaded(self) -> None:
+        """Block until the backbone is loaded; its load error (a BundleError, a bad file) is raised here."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self._pool is not None:
+            try:
+                self._loaded.result()
+                return
+            except BrokenProcessPool:
+                print(f"detect: the worker process for {BACKBONE_FILE} could not start; loading it in this process",
+                      file=sys.stderr, flush=True)
+                self._pool.shutdown(wait=False)
+                self._pool = None
+        if self._local is None:
+            self._local = _load_embedder(storage.join(self.uri, BACKBONE_FILE), self._device, self.dim)
+
+    def embed_faces(self, faces):
+        """Faces rows (schema.FACES_SCHEMA) -> embeddings rows, computed in the worker."""
+        self.wait_until_loaded()
+        if self._pool is None:
+            return self._local.embed_faces(faces)
+        return self._pool.submit(_embed_in_worker, faces).result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "Detector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @functools.cached_property
     def extractor(self):

@@ -65,7 +65,8 @@ def test_detect_gives_the_batch_paths_score_and_calibration_skips_fitted_videos(
     import pyarrow.parquet as pq
 
     from difffake_ray.adm.persistence import load_model
-    from difffake_ray.pipeline.detect import run_detect
+    from difffake_ray.bundle import Detector
+    from difffake_ray.pipeline.detect import detect_video, run_detect
     from difffake_ray.runtime import FITTED_VIDEOS, read_seen_videos
     from difffake_ray.score import score_videos
 
@@ -73,9 +74,11 @@ def test_detect_gives_the_batch_paths_score_and_calibration_skips_fitted_videos(
     batch = {r["video_id"]: r for r in score_videos(detector["emb"], model, meta, 30, 1, 0)}
     manifest = pq.read_table(os.path.join(corpus, "manifest.parquet")).to_pylist()
     video = next(r for r in manifest if r["label"] == "fake")
-    result = run_detect([os.path.join(corpus, video["uri"])], detector["bundle"])[0]
+    result = run_detect([os.path.join(corpus, video["uri"])], detector["bundle"])[0]  # backbone in a worker process
     assert result["status"] == "ok" and result["score"] == pytest.approx(batch[video["video_id"]]["score"], rel=1e-6)
     assert result["verdict"] in ("real", "fake") and 0 <= result["real_percentile"] <= 100
+    with Detector(detector["bundle"], worker=False) as in_process:
+        assert detect_video(in_process, os.path.join(corpus, video["uri"]))["score"] == result["score"]
 
     cal = json.load(open(os.path.join(detector["bundle"], "bundle.json")))["calibration"]
     fitted = read_seen_videos(detector["adm"], FITTED_VIDEOS)

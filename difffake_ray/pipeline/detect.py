@@ -99,7 +99,10 @@ def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, A
         return out
     faces = pa.Table.from_pylist(rows, schema=schema.FACES_SCHEMA)
     t = time.perf_counter()
-    emb = detector.embedder.embed_faces(faces)
+    detector.wait_until_loaded()  # the first video: the backbone may still be loading in its worker
+    times["wait_for_backbone"] = time.perf_counter() - t
+    t = time.perf_counter()
+    emb = detector.embed_faces(faces)
     times["embed"] = time.perf_counter() - t
     t = time.perf_counter()
     s = detector.score_settings  # the batch path's scoring, statuses included, with the pairs kept
@@ -181,15 +184,15 @@ def run_detect(videos: Sequence[str], detector_uri: str, fpr: float = 0.01,
                report_dir: Optional[str] = None) -> List[Dict[str, Any]]:
     """Every video of ``videos`` -> its result (no ``_evidence``); reports written when asked."""
     t = time.perf_counter()
-    detector = Detector(detector_uri)
-    load_s = time.perf_counter() - t
     results = []
-    for i, uri in enumerate(videos):
-        result = detect_video(detector, uri, fpr)
-        if i == 0:
-            result["seconds"]["load_detector"] = round(load_s, 3)
-        if report_dir:
-            result["report"] = write_report(result, report_dir)
-        result.pop("_evidence", None)
-        results.append(result)
+    with Detector(detector_uri) as detector:
+        load_s = time.perf_counter() - t
+        for i, uri in enumerate(videos):
+            result = detect_video(detector, uri, fpr)
+            if i == 0:
+                result["seconds"]["load_detector"] = round(load_s, 3)
+            if report_dir:
+                result["report"] = write_report(result, report_dir)
+            result.pop("_evidence", None)
+            results.append(result)
     return results
