@@ -7,7 +7,8 @@ and fake, of other identities) neither model saw. One run, one corpus, every row
 
 - ImageNet features untrained vs fine-tuned (SAM on pseudo-fakes) vs fine-tuned with NRS;
 - the pair combination: SUB2 (the default) / SUB3 / ABS / the single-frame baseline;
-- the anomaly model: GMM (with the small-data remedy) / the paper's GMM as is / one-class SVM.
+- the anomaly model: GMM (with the small-data remedy) / the paper's GMM as is / one-class SVM;
+- the pair vector with and without the reference code's row L2 normalisation.
 
 Target (issue "Scores that detect"): test AUC >= 0.95 overall and >= 0.90 for every manipulation
 kind, in under 30 minutes on 2 cores.
@@ -38,6 +39,9 @@ ROWS = [
     ("fine-tuned, sub2, gmm paper reg_covar", "finetuned", ["fit.small_data_remedy=none"]),
     ("fine-tuned, sub2, ocsvm", "finetuned", ["fit.anomaly_model=ocsvm"]),
     ("imagenet, sub2, gmm paper reg_covar", "imagenet", ["fit.small_data_remedy=none"]),
+    # the reference code L2-normalises each pair vector: the size of a change is lost, its direction kept
+    ("imagenet, sub2, gmm, no row L2", "imagenet", ["fit.l2_normalize=false"]),
+    ("fine-tuned, sub2, gmm, no row L2", "finetuned", ["fit.l2_normalize=false"]),
 ]
 
 

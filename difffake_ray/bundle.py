@@ -175,19 +175,28 @@ class Detector:
                 self._loaded.result()
                 return
             except BrokenProcessPool:
-                print(f"detect: the worker process for {BACKBONE_FILE} could not start; loading it in this process",
-                      file=sys.stderr, flush=True)
-                self._pool.shutdown(wait=False)
-                self._pool = None
+                self._drop_worker("could not start")
         if self._local is None:
             self._local = _load_embedder(storage.join(self.uri, BACKBONE_FILE), self._device, self.dim)
 
     def embed_faces(self, faces):
         """Faces rows (schema.FACES_SCHEMA) -> embeddings rows, computed in the worker."""
+        from concurrent.futures.process import BrokenProcessPool
+
         self.wait_until_loaded()
-        if self._pool is None:
-            return self._local.embed_faces(faces)
-        return self._pool.submit(_embed_in_worker, faces).result()
+        if self._pool is not None:
+            try:
+                return self._pool.submit(_embed_in_worker, faces).result()
+            except BrokenProcessPool:
+                self._drop_worker("died")
+                self.wait_until_loaded()
+        return self._local.embed_faces(faces)
+
+    def _drop_worker(self, what: str) -> None:
+        print(f"detect: the worker process for {BACKBONE_FILE} {what}; going on in this process",
+              file=sys.stderr, flush=True)
+        self._pool.shutdown(wait=False)
+        self._pool = None
 
     def close(self) -> None:
         if self._pool is not None:

@@ -79,6 +79,11 @@ def test_detect_gives_the_batch_paths_score_and_calibration_skips_fitted_videos(
     assert result["verdict"] in ("real", "fake") and 0 <= result["real_percentile"] <= 100
     with Detector(detector["bundle"], worker=False) as in_process:
         assert detect_video(in_process, os.path.join(corpus, video["uri"]))["score"] == result["score"]
+    with Detector(detector["bundle"]) as lost_worker:  # a worker that dies: the video is embedded here instead
+        lost_worker.wait_until_loaded()
+        for process in lost_worker._pool._processes.values():
+            process.kill()
+        assert detect_video(lost_worker, os.path.join(corpus, video["uri"]))["score"] == result["score"]
 
     cal = json.load(open(os.path.join(detector["bundle"], "bundle.json")))["calibration"]
     fitted = read_seen_videos(detector["adm"], FITTED_VIDEOS)
