@@ -128,15 +128,17 @@ def main() -> None:
             storage.remove(scores, recursive=True)
             run_score(emb, scores, adm, cfg, progress=False)
             m = run_evaluate(scores, storage.join(w, f"report_{slug}"), cfg)
-            results[row] = {"auc": m["overall"]["auc"], "ap": m["overall"]["ap"], "eer": m["overall"]["eer"],
+            results[row] = {"auc": m["overall"]["auc"], "auc_ci95": m["overall"]["auc_ci95"],
+                            "ap": m["overall"]["ap"], "eer": m["overall"]["eer"],
                             "n_real": m["overall"]["n_real"], "n_fake": m["overall"]["n_fake"],
                             "left_out_seen": {k: m["left_out_seen"][k] for k in ("fitted", "trained")},
                             "per_kind": {k.split("/")[-1]: v["auc"] for k, v in m["per_method"].items()}}
     timings["total"] = round(time.time() - started, 1)
     kinds = sorted({k for r in results.values() for k in r["per_kind"]})
-    lines = ["| row | AUC | AP | EER | " + " | ".join(kinds) + " |", "|" + "---|" * (4 + len(kinds))]
+    lines = ["| row | AUC | 95% CI | AP | EER | " + " | ".join(kinds) + " |", "|" + "---|" * (5 + len(kinds))]
     for row, r in results.items():
-        lines.append(f"| {row} | {r['auc']:.3f} | {r['ap']:.3f} | {r['eer']:.3f} | "
+        lines.append(f"| {row} | {r['auc']:.3f} | {r['auc_ci95'][0]:.2f}-{r['auc_ci95'][1]:.2f} | {r['ap']:.3f} | "
+                     f"{r['eer']:.3f} | "
                      + " | ".join(f"{r['per_kind'].get(k, float('nan')):.3f}" for k in kinds) + " |")
     table = "\n".join(lines)
     print(table)

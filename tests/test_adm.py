@@ -219,3 +219,19 @@ def test_detection_metrics_on_known_scores():
     assert inverted["auc"] == 0.0 and inverted["eer"] == 1.0
     one_swap = video_auc(labels, np.array([4.0, 3, 2, -1.5, 1, -2, -3, -4]))
     assert one_swap["auc"] == pytest.approx(15 / 16) and one_swap["eer"] == pytest.approx(0.25)
+    lo, hi = one_swap["auc_ci95"]
+    assert lo < 15 / 16 < hi <= 1.0 and perfect["auc_ci95"] == [1.0, 1.0]
+
+
+def test_auc_standard_error_matches_a_bootstrap():
+    from sklearn.metrics import roc_auc_score
+
+    from difffake_ray.evaluate import auc_delong
+
+    rng = np.random.default_rng(0)
+    fake, real = rng.normal(0.8, 1, 30), np.round(rng.normal(0, 1, 60), 1)  # ties among the reals
+    auc, se = auc_delong(fake, real)
+    y = np.r_[np.ones(30), np.zeros(60)]
+    assert auc == pytest.approx(roc_auc_score(y, np.r_[fake, real]))
+    boot = [roc_auc_score(y, np.r_[rng.choice(fake, 30), rng.choice(real, 60)]) for _ in range(2000)]
+    assert se == pytest.approx(np.std(boot), rel=0.15)  # both estimate the same sampling spread

@@ -52,9 +52,8 @@ def resume_state(out_uri: str, redo_failed: bool = False) -> Tuple[Set[str], Dic
             status_of[vid], part_of[vid] = status, part
     stale_parts = {part_of[v] for v, s in status_of.items() if redo(s)}
     redone = collections.Counter(s for v, s in status_of.items() if redo(s))
-    fs, _ = storage.url_to_fs(out_uri)
     for part in stale_parts:
-        fs.rm(part)
+        storage.remove(part)
     return {v for v in status_of if part_of[v] not in stale_parts}, dict(redone)
 
 

@@ -41,7 +41,8 @@ def run_all(cfg: Config, overwrite: bool = False) -> Dict[str, Any]:
     cfg.evaluate.split = cfg.evaluate.split or "test"
     metrics = run_evaluate(paths["scores"], paths["report"], cfg)
     o = metrics["overall"]
-    print(f"run-all: test video AUC {o['auc']:.4f} ({o['n_real']} real, {o['n_fake']} fake, none seen in "
+    print(f"run-all: test video AUC {o['auc']:.4f} (95% CI {o['auc_ci95'][0]:.2f}-{o['auc_ci95'][1]:.2f}; "
+          f"{o['n_real']} real, {o['n_fake']} fake, none seen in "
           f"training or fitting); scores: {paths['scores']}; plots: {paths['report']}/roc.png, "
           f"{paths['report']}/score_hist.png", flush=True)
     run_bundle(storage.join(paths["run"], "best.pt"), paths["adm"], paths["detector"], cfg, calibrate_uri=paths["emb"])
