@@ -162,9 +162,13 @@ class Detector:
             # spawn, not fork: this process may already hold threads (Arrow's pools)
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
             self._loaded = self._pool.submit(_load_in_worker, storage.join(uri, BACKBONE_FILE), device, self.dim)
-        # every combination keeps the embedding's dimension: one throw-away row builds the
-        # model's scorer (its BLAS factors) while the worker loads
-        self.model.score_samples(np.zeros((1, self.dim)))
+        try:
+            # every combination keeps the embedding's dimension: one throw-away row builds the
+            # model's scorer (its BLAS factors) while the worker loads
+            self.model.score_samples(np.zeros((1, self.dim)))
+        except BaseException:
+            self.close()
+            raise
 
     def wait_until_loaded(self) -> None:
         """Block until the backbone is loaded; its load error (a BundleError, a bad file) is raised here."""
@@ -175,7 +179,7 @@ class Detector:
                 self._loaded.result()
                 return
             except BrokenProcessPool:
-                self._drop_worker("could not start")
+                self._drop_worker("stopped while loading it")
         if self._local is None:
             self._local = _load_embedder(storage.join(self.uri, BACKBONE_FILE), self._device, self.dim)
 
