@@ -434,21 +434,21 @@ def detect_cmd(videos, detector_uri, fpr, report_dir, as_json):
     """One or more videos -> score, real-percentile, verdict and status, in this process (no Ray)."""
     import json
 
-    from difffake_ray.pipeline.detect import run_detect
+    from difffake_ray.pipeline.detect import iter_detect
 
     try:
-        results = run_detect(videos, detector_uri, fpr, report_dir)
+        for r in iter_detect(videos, detector_uri, fpr, report_dir):  # each verdict as soon as it is ready
+            if as_json:
+                click.echo(json.dumps(r))
+            elif r["status"] != "ok":
+                click.echo(f"{r['video']}: {r['status']}: {r['error']}")
+            else:
+                pct = f", real-percentile {r['real_percentile']:.1f}" if r["real_percentile"] is not None else ""
+                click.echo(f"{r['video']}: {(r['verdict'] or 'uncalibrated').upper()} score {r['score']:.2f}{pct} "
+                           f"({r['n_pairs']} pairs of {r['n_faces']} faces; {sum(r['seconds'].values()):.1f} s)")
+            sys.stdout.flush()
     except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
-    for r in results:
-        if as_json:
-            click.echo(json.dumps(r))
-        elif r["status"] != "ok":
-            click.echo(f"{r['video']}: {r['status']}: {r['error']}")
-        else:
-            pct = f", real-percentile {r['real_percentile']:.1f}" if r["real_percentile"] is not None else ""
-            click.echo(f"{r['video']}: {(r['verdict'] or 'uncalibrated').upper()} score {r['score']:.2f}{pct} "
-                       f"({r['n_pairs']} pairs of {r['n_faces']} faces; {sum(r['seconds'].values()):.1f} s)")
 
 
 @main.command("verify")

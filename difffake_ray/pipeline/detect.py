@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -180,11 +180,11 @@ def _save(fig, uri: str) -> None:
     storage.write_bytes_atomic(uri, buf.getvalue())
 
 
-def run_detect(videos: Sequence[str], detector_uri: str, fpr: float = 0.01,
-               report_dir: Optional[str] = None) -> List[Dict[str, Any]]:
-    """Every video of ``videos`` -> its result (no ``_evidence``); reports written when asked."""
+def iter_detect(videos: Sequence[str], detector_uri: str, fpr: float = 0.01,
+                report_dir: Optional[str] = None) -> Iterator[Dict[str, Any]]:
+    """Each video of ``videos`` -> its result (no ``_evidence``) as soon as it is ready, its report
+    written when asked: a caller shows the first verdict without waiting for the last video."""
     t = time.perf_counter()
-    results = []
     with Detector(detector_uri) as detector:
         load_s = time.perf_counter() - t
         for i, uri in enumerate(videos):
@@ -194,5 +194,10 @@ def run_detect(videos: Sequence[str], detector_uri: str, fpr: float = 0.01,
             if report_dir:
                 result["report"] = write_report(result, report_dir)
             result.pop("_evidence", None)
-            results.append(result)
-    return results
+            yield result
+
+
+def run_detect(videos: Sequence[str], detector_uri: str, fpr: float = 0.01,
+               report_dir: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Every video of ``videos`` -> its result (``iter_detect``, collected)."""
+    return list(iter_detect(videos, detector_uri, fpr, report_dir))
