@@ -57,8 +57,7 @@ def video_auc(labels: List[str], scores: np.ndarray) -> Dict[str, float]:
     pred = (fake_score >= thr[best]).astype(int)
     fnr = 1 - tpr
     i = int(np.argmin(np.abs(fnr - fpr)))  # where the miss rate meets the false-alarm rate
-    _, se = auc_delong(fake_score[y == 1], fake_score[y == 0])
-    auc = float(roc_auc_score(y, fake_score))
+    auc, se = auc_delong(fake_score[y == 1], fake_score[y == 0])  # the AUC with its error, from one ranking
     out.update(auc=auc, auc_ci95=[max(0.0, auc - 1.96 * se), min(1.0, auc + 1.96 * se)],
                ap=float(average_precision_score(y, fake_score)), eer=float((fpr[i] + fnr[i]) / 2),
                youden_binarised_auc=float(roc_auc_score(y, pred)))

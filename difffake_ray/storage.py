@@ -163,15 +163,15 @@ def parquet_dataset(dir_uri: str, schema: Optional[pa.Schema] = None):
     columns it needs and filtered at the row groups, never one file after another.
 
     A local folder gets pyarrow's native filesystem; any other URI reads through its fsspec one."""
-    return _parquet_dataset(dir_uri, list_data_files(dir_uri), schema)
+    return _parquet_dataset(dir_uri, [url_to_fs(f)[1] for f in list_data_files(dir_uri)], schema)
 
 
-def _parquet_dataset(dir_uri: str, uris: List[str], schema: Optional[pa.Schema] = None):
+def _parquet_dataset(dir_uri: str, paths: List[str], schema: Optional[pa.Schema] = None):
+    """The dataset of ``paths``: part files under ``dir_uri``, as paths on its filesystem."""
     import pyarrow.dataset as pads
     import pyarrow.fs as pafs
 
     fs, _ = url_to_fs(dir_uri)
-    paths = [url_to_fs(f)[1] for f in uris]
     local = "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,))
     filesystem = pafs.LocalFileSystem() if local else pafs.PyFileSystem(pafs.FSSpecHandler(fs))
     if not paths and schema is None:
@@ -183,11 +183,10 @@ def scan_parts(dir_uri: str, columns: Optional[List[str]] = None, filter=None) -
     """(part file URI, its rows) for each complete part file under a folder, from one parallel
     scan (``columns`` projected, ``filter`` pushed down): the scan yields a part's batches in
     order and together, so a part arrives whole and the driver holds one part at a time."""
-    uris = list_data_files(dir_uri)
-    dataset = _parquet_dataset(dir_uri, uris)
+    uri_of = {url_to_fs(u)[1]: u for u in list_data_files(dir_uri)}  # the scan names a part by its path
+    dataset = _parquet_dataset(dir_uri, list(uri_of))
     if not dataset.files:
         return
-    uri_of = {url_to_fs(u)[1]: u for u in uris}  # the scan names a part by its path on the filesystem
     current, pending = None, []
     for tagged in dataset.scanner(columns=columns, filter=filter).scan_batches():
         if tagged.fragment.path != current and pending:
