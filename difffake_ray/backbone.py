@@ -74,6 +74,20 @@ class DetectorNet(nn.Module):
         return logits, feats
 
 
+class EmbeddingNet(nn.Module):
+    """A backbone (no classifier) and its embedding head: forward returns (B, dim) embeddings."""
+
+    def __init__(self, backbone: nn.Module, head: str = "pooled"):
+        from .heads import EMBEDDING_HEADS
+
+        super().__init__()
+        self.backbone, self.head_name, self.head = backbone, head, EMBEDDING_HEADS.get(head)
+        self.dim = self.head.dim(backbone)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head.features(self.backbone, x)
+
+
 def save_state(obj: Dict[str, Any], uri: str) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -139,34 +153,45 @@ EMBEDDER_FORMAT = "difffake-embedder-v2"
 
 
 def export_embedder(backbone: nn.Module, uri: str, arch: str, spec: InputSpec,
-                    extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                    extra: Optional[Dict[str, Any]] = None, embedding: str = "pooled") -> Dict[str, Any]:
     """Write the embedding network (classifier dropped) with what rebuilds and feeds it: the
-    architecture, the input spec (size, mean/std, interpolation) and where its weights came from."""
+    architecture, the input spec (size, mean/std, interpolation, crop), the embedding head
+    (``heads.EMBEDDING_HEADS``) and where its weights came from."""
     meta = {"arch": arch, "image_size": spec.size, "input": spec.to_meta(),
-            "weights": (backbone.pretrained_cfg or {}).get("weights", "unknown"),
-            "feature_dim": int(backbone.num_features), "format": EMBEDDER_FORMAT}
+            "weights": (backbone.pretrained_cfg or {}).get("weights", "unknown"), "embedding": embedding,
+            "feature_dim": EmbeddingNet(backbone, embedding).dim, "format": EMBEDDER_FORMAT}
     meta.update(extra or {})
     save_state({"state_dict": embedding_state(backbone), "meta": meta}, uri)
     return meta
 
 
 def export_pretrained_embedder(arch: str, uri: str, size: Optional[int] = None, source: str = "auto",
-                               weights_path: Optional[str] = None) -> Dict[str, Any]:
+                               weights_path: Optional[str] = None, crop_pct: float = 1.0,
+                               embedding: str = "pooled") -> Dict[str, Any]:
     """The ImageNet backbone, untrained for deepfakes, as an embedder (the ablation's baseline, and
     the quickest detector: its features already separate many face swaps)."""
     model = create_backbone(arch, pretrained=True, weights_path=weights_path, num_classes=0, source=source)
-    return export_embedder(model, uri, arch, InputSpec.from_model(model, size), extra={"epoch": None})
+    return export_embedder(model, uri, arch, InputSpec.from_model(model, size, crop_pct), extra={"epoch": None},
+                           embedding=embedding)
 
 
 def load_embedder(uri: str, device: str = "cpu") -> Tuple[nn.Module, Dict[str, Any]]:
-    """-> (model returning pooled features (B, D), meta with ``meta["input"]`` the InputSpec)."""
+    """-> (model returning (B, meta["feature_dim"]) embeddings through the file's head, meta with
+    ``meta["input"]`` the InputSpec)."""
     import timm
 
     obj = load_embedder_file(uri)
     meta = obj["meta"]
     model = timm.create_model(meta["arch"], pretrained=False, num_classes=0)
     model.load_state_dict(obj["state_dict"], strict=True)
-    return model.eval().to(device), meta
+    try:
+        net = EmbeddingNet(model, meta.get("embedding", "pooled"))  # files written before heads: pooled
+    except (KeyError, ValueError) as exc:
+        raise ModelFileError(f"{uri}: {exc}") from None
+    if net.dim != int(meta["feature_dim"]):
+        raise ModelFileError(f"{uri}: its {net.head_name} head gives {net.dim}-d embeddings, "
+                             f"its meta says {meta['feature_dim']}")
+    return net.eval().to(device), meta
 
 
 def fingerprint(uri: str) -> str:

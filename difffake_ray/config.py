@@ -194,6 +194,7 @@ class TrainConfig(Checked):
     SECTION: ClassVar[str] = "train"
     CHECKS: ClassVar[Dict[str, Check]] = {
         "pretrained_source": one_of("auto", "wheel", "hub"), "image_size": optional(at_least(16)),
+        "crop_pct": between(0.3, 1.0), "embedding": registered("difffake_ray.heads", "EMBEDDING_HEADS"),
         "epochs": at_least(1), "batch_size": at_least(2), "lr": at_least(0), "momentum": between(0, 1),
         "weight_decay": at_least(0), "sam_rho": at_least(0), "lr_decay_start_epoch": at_least(0),
         "val_fraction": between(0.01, 0.9), "frames_per_video": at_least(0), "steps_per_epoch": at_least(0),
@@ -210,6 +211,11 @@ class TrainConfig(Checked):
     weights_path: Optional[str] = None
     # None: the input size of the backbone's pretrained config (timm); set it to trade accuracy for speed
     image_size: Optional[int] = None
+    # The centred fraction of the face crop the model sees: 1.0 is the paper (the whole 1.3x crop);
+    # CPU configs see less background (see preprocess.InputSpec)
+    crop_pct: float = 1.0
+    # What the exported embedder emits (heads.EMBEDDING_HEADS): pooled (the paper) or stages
+    embedding: str = "pooled"
     epochs: int = 100
     batch_size: int = 32  # real + pseudo-fake: batch_size // 2 real images per step
     lr: float = 0.001

@@ -90,3 +90,49 @@ def test_v1_embedders_still_load_with_what_they_used(tmp_path):
     _, meta = load_embedder(uri)
     assert InputSpec.from_meta(meta) == InputSpec(64, (0.5,) * 3, (0.5,) * 3, "area")
     export_embedder(model, str(tmp_path / "v2.pt"), "test_efficientnet", InputSpec.from_model(model, 64))
+
+
+def test_crop_pct_keeps_the_centre_and_moves_landmarks_with_it():
+    spec = InputSpec(50, (0.5,) * 3, (0.5,) * 3, "nearest", crop_pct=0.5)
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[25:75, 25:75] = 200  # the centre half: all the model should see
+    image[60, 30] = (255, 200, 200)  # a landmark's pixel, inside it
+    out, lm = spec.resize(image, np.array([[30.0, 60.0]] * 68, np.float32))
+    assert out.shape == (50, 50, 3) and (out[..., 1] == 200).all()
+    x, y = lm[0].round().astype(int)
+    assert (x, y) == (5, 35) and tuple(out[y, x]) == (255, 200, 200)
+    with pytest.raises(ValueError, match="crop_pct"):
+        InputSpec(50, (0.5,) * 3, (0.5,) * 3, "nearest", crop_pct=0.1)
+
+
+def test_stage_statistics_head_round_trips_through_export(tmp_path, astronaut_rgb):
+    """The head and the crop are recorded in the file: a loaded embedder gives the channel mean and
+    spread of every stage of the face's centre, as computed by hand from timm's feature maps."""
+    model = create_backbone("test_efficientnet", pretrained=False, num_classes=0)
+    spec = InputSpec.from_model(model, 64, crop_pct=0.75)
+    uri = str(tmp_path / "stages.pt")
+    meta = export_embedder(model, uri, "test_efficientnet", spec, embedding="stages")
+    chans = [int(f["num_chs"]) for f in model.feature_info]
+    assert meta["feature_dim"] == 2 * sum(chans) and meta["embedding"] == "stages"
+    loaded_model, loaded = load_embedder(uri)
+    assert InputSpec.from_meta(loaded) == spec
+    x = torch.from_numpy(spec.normalise(spec.resize(astronaut_rgb[0:200, 100:300]))[None])
+    with torch.inference_mode():
+        got = loaded_model(x)[0].numpy()
+        maps = model.eval().forward_intermediates(x, intermediates_only=True)
+    want = np.concatenate([np.r_[m[0].mean((1, 2)).numpy(), m[0].std((1, 2)).numpy()] for m in maps])
+    assert got.shape == (meta["feature_dim"],) and np.allclose(got, want, atol=1e-5)
+
+
+def test_an_embedder_whose_head_disagrees_with_its_dimension_fails_at_load(tmp_path):
+    from difffake_ray.backbone import ModelFileError, embedding_state, load_state, save_state
+
+    model = create_backbone("test_efficientnet", pretrained=False, num_classes=0)
+    uri = str(tmp_path / "pooled.pt")
+    export_embedder(model, uri, "test_efficientnet", InputSpec.from_model(model, 64))
+    obj = load_state(uri)
+    for change, cause in (({"embedding": "stages"}, "stages head gives"), ({"embedding": "nope"}, "unknown embedding head")):
+        bad = str(tmp_path / "bad.pt")
+        save_state({"state_dict": embedding_state(model), "meta": dict(obj["meta"], **change)}, bad)
+        with pytest.raises(ModelFileError, match=f"bad.pt: .*{cause}"):
+            load_embedder(bad)

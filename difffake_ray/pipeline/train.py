@@ -125,7 +125,8 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
         backbone.pretrained_cfg = dict(backbone.pretrained_cfg, weights=f"fine-tuned from {info.get('weights')}")
         meta_out[name] = export_embedder(backbone, storage.join(run_dir, name), tcfg.backbone,
                                          InputSpec.from_meta(info),
-                                         extra={"epoch": epoch, "val_auc": auc, "checkpoint": path})
+                                         extra={"epoch": epoch, "val_auc": auc, "checkpoint": path},
+                                         embedding=tcfg.embedding)
     history = training_history(run_dir)
     write_seen_videos(run_dir, TRAINED_VIDEOS, [r["video_id"] for r in rows])  # train and validation
     record = write_run_record(

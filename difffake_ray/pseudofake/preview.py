@@ -29,7 +29,7 @@ def preview_grid(faces_uri: str, out_png: str, cfg: Config, n: int = 8, split: s
     names = MASK_GENERATORS.names()
     maker = PseudoFakeMaker.from_config(cfg.pseudofake, generators=names)
     # the faces as training sees them: the model's input size and interpolation
-    spec = InputSpec.for_arch(cfg.train.backbone, cfg.train.image_size)
+    spec = InputSpec.for_arch(cfg.train.backbone, cfg.train.image_size, cfg.train.crop_pct)
     cols = 1 + 2 * len(names)
     fig, axes = plt.subplots(len(pick), cols, figsize=(1.6 * cols, 1.7 * len(pick)), squeeze=False)
     for r, i in enumerate(pick):

@@ -143,7 +143,7 @@ def train_worker(config: Dict[str, Any]) -> None:
         torch.set_num_threads(max(1, cfg.cpus_per_worker))
 
     net = build_model(cfg)
-    spec = InputSpec.from_model(net.backbone, cfg.image_size)  # what the weights were trained with
+    spec = InputSpec.from_model(net.backbone, cfg.image_size, cfg.crop_pct)  # what the weights were trained with
     # This worker reads its own shard of training videos (and the validation videos) and nothing
     # else: the driver dealt whole videos to workers, balanced, and set the steps per epoch.
     shard, val_videos, shard_steps = config["shards"][rank], config["val_videos"], config["shard_steps"]
