@@ -25,9 +25,9 @@ def test_two_worker_training_checkpoints_exports_and_resumes(ray_local, faces, t
     for name in ("best.pt", "last.pt"):
         # loads with weights_only=True, rebuilds the embedding network from its own config
         model, meta = load_embedder(os.path.join(run, name))
-        assert meta["arch"] == "test_efficientnet" and meta["feature_dim"] == model.num_features
+        assert meta["arch"] == "test_efficientnet" and meta["feature_dim"] == model.dim
         assert model(torch.randn(2, 3, 64, 64)).shape == (2, meta["feature_dim"])
-        assert model.get_classifier() is None or isinstance(model.get_classifier(), torch.nn.Identity)
+        assert model.backbone.get_classifier() is None or isinstance(model.backbone.get_classifier(), torch.nn.Identity)
 
     cfg3 = load_config(None, tiny_train_overrides(3))
     rec2 = run_train(faces, run, cfg3, resume=True)
