@@ -69,7 +69,9 @@ class DetectorNet(nn.Module):
         self.backbone = backbone
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        feats = self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True)
+        from .heads import PooledHead
+
+        feats = PooledHead.features(self.backbone, x)  # the paper's embedding, as exported with "pooled"
         logits = self.backbone.get_classifier()(feats).squeeze(-1)
         return logits, feats
 
