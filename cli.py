@@ -220,10 +220,11 @@ def train_cmd(ctx, faces, run_dir, num_gpus, workers, backbone, epochs, batch_si
     if nrs is not None:
         extra.append(f"train.nrs={'true' if nrs else 'false'}")
     from difffake_ray.backbone import PretrainedWeightsError
+    from difffake_ray.config import ConfigError
 
     try:
         run_train(faces, run_dir, _load(ctx, extra), resume=resume)
-    except (TrainingDataError, FileNotFoundError, PretrainedWeightsError) as exc:
+    except (TrainingDataError, FileNotFoundError, PretrainedWeightsError, ConfigError) as exc:
         _fail(exc)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -61,12 +61,46 @@ def create_backbone(name: str, pretrained: bool = True, weights_path: Optional[s
     return model
 
 
-class DetectorNet(nn.Module):
-    """Backbone + binary head; forward returns (logits (B,), pooled features (B, D))."""
+def leading_stage_modules(backbone: nn.Module, n_stages: int) -> List[str]:
+    """Names of the modules up to the end of the backbone's ``n_stages``-th feature stage (timm's
+    ``feature_info``: for EfficientNets the stem and ``blocks.0`` .. the stage's block), outermost
+    only."""
+    stages = [info["module"] for info in backbone.feature_info]
+    if not 0 <= n_stages <= len(stages):
+        raise ValueError(f"train.frozen_stages={n_stages}: {type(backbone).__name__} has {len(stages)} feature stages")
+    if n_stages == 0:
+        return []
+    last = stages[n_stages - 1]
+    names = [n for n, _ in backbone.named_modules() if n]
+    end = names.index(last) + 1
+    while end < len(names) and names[end].startswith(last + "."):
+        end += 1
+    ancestors = {last.rsplit(".", i)[0] for i in range(1, last.count(".") + 1)}
+    inside = [n for n in names[:end] if n not in ancestors]
+    return [n for n in inside if n.rpartition(".")[0] not in inside]
 
-    def __init__(self, backbone: nn.Module):
+
+class DetectorNet(nn.Module):
+    """Backbone + binary head; forward returns (logits (B,), pooled features (B, D)).
+
+    ``frozen_stages``: the stem and the first n feature stages keep their ImageNet weights and
+    batch-norm statistics (no gradient, eval mode even while training). The texture statistics of
+    the early stages are what the ``stages`` head detects with; a few CPU epochs on pseudo-fakes
+    reshape them toward blending seams and lose that (README, "Detection quality").
+    """
+
+    def __init__(self, backbone: nn.Module, frozen_stages: int = 0):
         super().__init__()
         self.backbone = backbone
+        self.frozen = leading_stage_modules(backbone, frozen_stages)
+        for name in self.frozen:
+            self.backbone.get_submodule(name).requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "DetectorNet":
+        super().train(mode)
+        for name in self.frozen:  # their running statistics are ImageNet's and stay so
+            self.backbone.get_submodule(name).eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         from .heads import PooledHead

@@ -195,6 +195,7 @@ class TrainConfig(Checked):
     CHECKS: ClassVar[Dict[str, Check]] = {
         "pretrained_source": one_of("auto", "wheel", "hub"), "image_size": optional(at_least(16)),
         "crop_pct": between(0.3, 1.0), "embedding": registered("difffake_ray.heads", "EMBEDDING_HEADS"),
+        "frozen_stages": at_least(0),
         "epochs": at_least(1), "batch_size": at_least(2), "lr": at_least(0), "momentum": between(0, 1),
         "weight_decay": at_least(0), "sam_rho": at_least(0), "lr_decay_start_epoch": at_least(0),
         "val_fraction": between(0.01, 0.9), "frames_per_video": at_least(0), "steps_per_epoch": at_least(0),
@@ -216,6 +217,9 @@ class TrainConfig(Checked):
     crop_pct: float = 1.0
     # What the exported embedder emits (heads.EMBEDDING_HEADS): pooled (the paper) or stages
     embedding: str = "pooled"
+    # The stem and the first n feature stages (timm feature_info) keep their ImageNet weights and
+    # batch-norm statistics while the rest fine-tunes; 0 is the paper (everything trains)
+    frozen_stages: int = 0
     epochs: int = 100
     batch_size: int = 32  # real + pseudo-fake: batch_size // 2 real images per step
     lr: float = 0.001

@@ -159,3 +159,37 @@ def test_nrs_weights_enter_the_training_loss():
     t = 100 / cfg.nrs_beta
     assert weighted < plain
     assert weighted == pytest.approx(plain * (0.5 + 0.5 * (1 - t)), rel=0.35)  # fakes' half weighted by 1 - t
+
+
+def test_frozen_stages_keep_imagenet_weights_and_statistics_through_a_training_step():
+    """train.frozen_stages=2: a SAM step in train mode leaves the stem and the first two feature
+    stages exactly as they were, batch-norm running statistics included, and moves the rest."""
+    from difffake_ray.backbone import DetectorNet, create_backbone, leading_stage_modules
+    from difffake_ray.config import TrainConfig
+    from difffake_ray.train.loop import make_optimizer, train_step
+
+    cfg = TrainConfig(backbone="test_efficientnet", pretrained=False, channels_last=False, lr=0.1, frozen_stages=2)
+    torch.manual_seed(0)
+    backbone = create_backbone("test_efficientnet", pretrained=False, num_classes=1)
+    torch.nn.init.normal_(backbone.get_classifier().weight)  # a gradient reaches every stage
+    net = DetectorNet(backbone, cfg.frozen_stages).train()
+    frozen = leading_stage_modules(backbone, 2)
+    assert frozen[:2] == ["conv_stem", "bn1"] and frozen[-1] == backbone.feature_info[1]["module"]
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    train_step(net, make_optimizer(net, cfg), torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32),
+               torch.device("cpu"), False, None, 0, cfg)
+    after = backbone.state_dict()
+    is_frozen = lambda k: any(k.startswith(f + ".") for f in frozen)  # noqa: E731
+    assert all(torch.equal(before[k], after[k]) for k in before if is_frozen(k))
+    assert any("running_mean" in k for k in before if is_frozen(k))
+    moved = [k for k in before if not is_frozen(k) and not torch.equal(before[k], after[k])]
+    assert any(k.startswith(backbone.feature_info[-1]["module"]) and k.endswith("weight") for k in moved)
+    assert any(k.endswith("running_mean") for k in moved)  # the rest trains, statistics included
+
+
+def test_frozen_stages_beyond_the_backbone_are_refused():
+    from difffake_ray.backbone import create_backbone, leading_stage_modules
+
+    backbone = create_backbone("test_efficientnet", pretrained=False, num_classes=1)
+    with pytest.raises(ValueError, match="frozen_stages=9.*feature stages"):
+        leading_stage_modules(backbone, 9)

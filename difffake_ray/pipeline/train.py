@@ -15,7 +15,7 @@ import time
 from typing import Any, Dict, Optional
 
 from .. import storage
-from ..config import Config
+from ..config import Config, ConfigError
 from ..runtime import TRAINED_VIDEOS, is_verbose, ray_session, write_run_record, write_seen_videos
 from ..preprocess import InputSpec
 from ..train.data import TrainingDataError, load_real_faces, shard_by_video, split_by_video
@@ -63,7 +63,7 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from ..backbone import create_backbone, export_embedder, load_state
+    from ..backbone import create_backbone, export_embedder, leading_stage_modules, load_state
 
     started = time.time()
     faces_uri = storage.absolute(faces_uri)
@@ -77,6 +77,10 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
     train_rows, val_rows = split_by_video(rows, tcfg.val_fraction, tcfg.seed)
     if not train_rows or not val_rows:
         raise TrainingDataError("train: no usable real faces for training or validation")
+    try:  # a frozen_stages the backbone does not have fails here, not in every worker
+        leading_stage_modules(create_backbone(tcfg.backbone, pretrained=False, num_classes=1), tcfg.frozen_stages)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     use_gpu = tcfg.num_gpus > 0
     num_workers = tcfg.num_gpus if use_gpu else max(1, tcfg.num_workers)
     shards, shard_steps = shard_by_video(train_rows, num_workers, max(1, tcfg.batch_size // 2), tcfg.seed)

@@ -44,14 +44,15 @@ def build_model(cfg: TrainConfig) -> DetectorNet:
     head = backbone.get_classifier()
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
-    net = DetectorNet(backbone)
+    net = DetectorNet(backbone, cfg.frozen_stages)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> SAM:
-    return SAM(model.parameters(), torch.optim.SGD, rho=cfg.sam_rho, lr=cfg.lr, momentum=cfg.momentum,
+    trainable = [p for p in model.parameters() if p.requires_grad]  # frozen stages take no step
+    return SAM(trainable, torch.optim.SGD, rho=cfg.sam_rho, lr=cfg.lr, momentum=cfg.momentum,
                weight_decay=cfg.weight_decay)
 
 
