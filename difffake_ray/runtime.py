@@ -200,19 +200,33 @@ def pid_alive(pid: int) -> bool:
 
 
 def _processes_of_session(session_dir: str) -> list:
-    """Pids whose command line names ``session_dir`` (Linux /proc; elsewhere none are found)."""
+    """Pids whose command line names ``session_dir`` or that hold a file under it open (Linux /proc;
+    elsewhere none are found). Ray's agents rename themselves (``ray::DashboardAgent``) and outlive
+    a SIGKILLed driver; their open logs under the session folder still name them."""
     found = []
     if not os.path.isdir("/proc") or not session_dir:
         return found
+    prefix = session_dir.rstrip("/") + "/"
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as fh:
                     if session_dir.encode() in fh.read():
                         found.append(int(entry))
-            except OSError:
+                        continue
+                fds = f"/proc/{entry}/fd"
+                if any(_readlink(os.path.join(fds, fd)).startswith(prefix) for fd in os.listdir(fds)):
+                    found.append(int(entry))
+            except OSError:  # gone, or another user's
                 continue
     return found
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
 
 
 def stop_stale_local_rays() -> int:
