@@ -570,15 +570,18 @@ def planned_relpath(item: Dict[str, object]) -> str:
     return f"fake/{item['method']}/{stem}"
 
 
-def make_corpus(out_uri: str, cfg: Optional[CorpusConfig] = None, progress: bool = True) -> pa.Table:
+def make_corpus(out_uri: str, cfg: Optional[CorpusConfig] = None, progress: bool = True,
+                plan: Optional[List[Dict[str, object]]] = None) -> pa.Table:
     """Render the corpus under ``out_uri`` (real/, fake/<method>/) and write ``manifest.parquet``.
 
-    Returns the manifest table. The same config gives the same videos and manifest.
+    Returns the manifest table. The same config gives the same videos and manifest. ``plan``: the
+    videos to render instead of ``plan_corpus(cfg)``'s; items of that plan with other ``seed`` values
+    are new videos of the same people.
     """
     from .manifest import manifest_table
 
     cfg = cfg or CorpusConfig()
-    plan = plan_corpus(cfg)
+    plan = plan_corpus(cfg) if plan is None else plan
     rows = []
     iterator = plan
     if progress:
