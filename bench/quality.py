@@ -7,8 +7,9 @@ and fake, of other identities) neither model saw. One run, one corpus, every row
 
 - untrained ImageNet features as the paper takes them (last stage pooled, whole 1.3x crop, pair
   vectors L2-normalised) against the CPU config's (every stage's statistics, the centre of the crop,
-  no row L2), with each change taken back on its own;
-- untrained vs fine-tuned (SAM on pseudo-fakes) vs fine-tuned with NRS;
+  no row L2), and with --each-change each of those changes taken back on its own;
+- untrained vs fine-tuned (SAM on pseudo-fakes, the CPU config's early stages frozen) vs fine-tuned
+  with NRS;
 - the pair combination: SUB2 (the default) / SUB3 / ABS / the single-frame baseline;
 - the anomaly model: GMM (with the small-data remedy) / the paper's GMM as is / one-class SVM.
 
@@ -31,10 +32,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # untrained ImageNet embedders: (name, crop_pct, embedding head). "imagenet" is the CPU config's
-# (the centre of the face crop, every stage's statistics); the others take one change back each
+# (the centre of the face crop, every stage's statistics), "imagenet_paper" the paper's
 PRETRAINED = [
     ("imagenet", None, None),
     ("imagenet_paper", 1.0, "pooled"),
+]
+# with --each-change: the crop and the head each taken back on its own (two more embeds, 5 min)
+EACH_CHANGE = [
     ("imagenet_pooled_centre", None, "pooled"),
     ("imagenet_stages_whole", 1.0, None),
 ]
@@ -70,6 +74,8 @@ def parse_args():
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--num-gpus", type=int, default=0)
     p.add_argument("--no-nrs", action="store_true", help="skip the NRS training run")
+    p.add_argument("--each-change", action="store_true",
+                   help="also the rows that take the CPU config's crop and head back one at a time")
     p.add_argument("--nrs-start-epoch", type=int, default=1, help="NRS from this epoch (paper: 10 of 100)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p.parse_args()
@@ -111,7 +117,7 @@ def main() -> None:
     with ray_session(base.ray):
         timed("extract", run_extract, path["corpus"], path["faces"], base)
         backbones = {}
-        for name, crop_pct, head in PRETRAINED:
+        for name, crop_pct, head in PRETRAINED + (EACH_CHANGE if args.each_change else []):
             backbones[name] = storage.join(w, f"{name}.pt")
             export_pretrained_embedder(base.train.backbone, backbones[name], base.train.image_size,
                                        base.train.pretrained_source, crop_pct=crop_pct or base.train.crop_pct,
