@@ -167,7 +167,9 @@ def test_small_data_fit_chooses_reg_covar_on_held_out_real_videos_and_records_it
     assert small["remedy"] == "select_reg_covar" and small["reg_covar"] in (1e-6, 1e-3, 1e-1)
     sel = small["selection"]
     assert sel["chosen"] == sel["grid"][int(np.argmax(sel["held_out_loglik"]))] and sel["folds"] == 2
-    assert "too few for a full covariance" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "too few for a full covariance" in out
+    assert sel["largest_of_grid"] == (sel["chosen"] == 1e-1) and ("the grid's largest" in out) == sel["largest_of_grid"]
     back, saved = load_model(str(tmp_path / "adm"))
     assert saved["small_data"]["reg_covar"] == small["reg_covar"] and back.params["reg_covar"] == small["reg_covar"]
     train_reals = {r["video_id"] for r in table.to_pylist() if r["label"] == "real" and r["split"] == "train"}
@@ -235,3 +237,22 @@ def test_auc_standard_error_matches_a_bootstrap():
     assert auc == pytest.approx(roc_auc_score(y, np.r_[fake, real]))
     boot = [roc_auc_score(y, np.r_[rng.choice(fake, 30), rng.choice(real, 60)]) for _ in range(2000)]
     assert se == pytest.approx(np.std(boot), rel=0.15)  # both estimate the same sampling spread
+
+
+def test_reg_covar_selection_says_when_the_grid_may_be_too_small():
+    """Few points in many dimensions: the held-out likelihood rises with the regularisation, so the
+    grid's largest value wins and the selection says so; with a larger value offered it does not."""
+    from sklearn.mixture import GaussianMixture
+
+    from difffake_ray.adm.fit import select_reg_covar
+
+    rng = np.random.default_rng(0)
+    X, groups = rng.normal(size=(40, 30)), np.repeat(np.arange(8), 5)
+
+    def make(reg):
+        return GaussianMixture(1, covariance_type="full", reg_covar=reg, random_state=0)
+
+    small = select_reg_covar(X, groups, [1e-6, 1e-4], 2, make)
+    assert small["chosen"] == 1e-4 and small["largest_of_grid"]
+    wide = select_reg_covar(X, groups, [1e-6, 1e-4, 1.0, 1e4], 2, make)
+    assert wide["chosen"] == 1.0 and not wide["largest_of_grid"]

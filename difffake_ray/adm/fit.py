@@ -94,8 +94,10 @@ def select_reg_covar(X: np.ndarray, groups: np.ndarray, grid, n_folds: int, make
                 lls.append(float("-inf"))
         held_out.append(float(np.mean(lls)))
     best = int(np.argmax(held_out))
+    # the largest value won: a larger one may predict held-out videos better still
+    at_top = len(grid) > 1 and float(grid[best]) == max(float(g) for g in grid)
     return {"grid": [float(g) for g in grid], "held_out_loglik": held_out, "chosen": float(grid[best]),
-            "folds": len(folds)}
+            "folds": len(folds), "largest_of_grid": at_top}
 
 
 def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
@@ -118,6 +120,8 @@ def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
             choice = select_reg_covar(X, owners, f.reg_covar_grid, f.reg_covar_folds, make_model)
             small.update(remedy="select_reg_covar", reg_covar=choice["chosen"], selection=choice)
             note += f"; reg_covar {choice['chosen']:g} chosen on held-out real videos ({choice['folds']}-fold)"
+            if choice["largest_of_grid"]:
+                note += ", the grid's largest: add larger values to fit.reg_covar_grid to see if they predict better"
         else:
             note += "; fitted as asked (fit.small_data_remedy=none)"
         print(note, flush=True)
