@@ -141,10 +141,10 @@ def new_videos_of_the_demo_corpus(out: str, per_kind: int = 2, kinds=("original"
     from difffake_ray.datasets.synthetic import make_corpus, plan_corpus
 
     cfg = load_config(os.path.join(ROOT, "configs", "demo.yaml")).corpus
+    test_items = [it for it in plan_corpus(cfg) if it["split"] == "test" and not it.get("astronaut")]
     plan = []
     for kind in kinds:
-        items = [it for it in plan_corpus(cfg) if it["split"] == "test" and it["method"] == kind
-                 and not it.get("astronaut")][:per_kind]
+        items = [it for it in test_items if it["method"] == kind][:per_kind]
         plan += [dict(it, seed=int(it["seed"]) + 7919) for it in items]
     make_corpus(out, cfg, progress=False, plan=plan)
     return pq.read_table(os.path.join(out, "manifest.parquet")).to_pylist()
