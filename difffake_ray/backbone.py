@@ -119,6 +119,7 @@ class EmbeddingNet(nn.Module):
         super().__init__()
         self.backbone, self.head_name, self.head = backbone, head, EMBEDDING_HEADS.get(head)
         self.dim = self.head.dim(backbone)
+        self.regions = int(self.head.regions)  # the vector is this many equal blocks, one per face region
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head.features(self.backbone, x)
@@ -193,9 +194,10 @@ def export_embedder(backbone: nn.Module, uri: str, arch: str, spec: InputSpec,
     """Write the embedding network (classifier dropped) with what rebuilds and feeds it: the
     architecture, the input spec (size, mean/std, interpolation, crop), the embedding head
     (``heads.EMBEDDING_HEADS``) and where its weights came from."""
+    net = EmbeddingNet(backbone, embedding)
     meta = {"arch": arch, "image_size": spec.size, "input": spec.to_meta(),
             "weights": (backbone.pretrained_cfg or {}).get("weights", "unknown"), "embedding": embedding,
-            "feature_dim": EmbeddingNet(backbone, embedding).dim, "format": EMBEDDER_FORMAT}
+            "feature_dim": net.dim, "regions": net.regions, "format": EMBEDDER_FORMAT}
     meta.update(extra or {})
     save_state({"state_dict": embedding_state(backbone), "meta": meta}, uri)
     return meta

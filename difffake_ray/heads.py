@@ -6,6 +6,13 @@
   intermediate layers for the same reason: early stages keep the colour, sharpness and texture that
   a manipulation changes and that the last, semantic stage pools away; the spread over space sees
   a region that differs from the rest of the face where the mean does not.
+- ``regions``: every stage's channel means in each cell of a 3x3 grid over the face (region-major:
+  region 0's features, then region 1's...). A lip-sync or an eye edit changes a ninth of the face;
+  pooled over the whole face its change drowns in the pose and expression changes of the rest,
+  kept in its cell it does not. Read with the ``regional_gmm`` anomaly model (one model per cell).
+
+Every head says how many regions its vector holds (``regions``; 1 for a whole-face head), and the
+exported model records it, so that fit can model each region on its own.
 
 A head is chosen when a backbone is exported (``train.embedding``) and recorded in its file, so
 embed, score and detect all read the same features from it (``backbone.EmbeddingNet``). This
@@ -17,10 +24,20 @@ from __future__ import annotations
 from .registry import Registry
 
 EMBEDDING_HEADS = Registry("embedding head")
+# cells per side of the regions head's grid: on a face crop, the eyes fall in the top row's
+# middle, the nose in the centre and the mouth in the bottom row's middle
+REGION_GRID = 3
+
+
+def _has_intermediates(backbone) -> None:
+    if not hasattr(backbone, "forward_intermediates"):
+        raise ValueError(f"{type(backbone).__name__} has no forward_intermediates: this head needs it")
 
 
 @EMBEDDING_HEADS.register("pooled")
 class PooledHead:
+    regions = 1
+
     @staticmethod
     def dim(backbone) -> int:
         return int(backbone.num_features)
@@ -32,10 +49,11 @@ class PooledHead:
 
 @EMBEDDING_HEADS.register("stages")
 class StageStatisticsHead:
+    regions = 1
+
     @staticmethod
     def dim(backbone) -> int:
-        if not hasattr(backbone, "forward_intermediates"):
-            raise ValueError(f"{type(backbone).__name__} has no forward_intermediates: the stages head needs it")
+        _has_intermediates(backbone)
         return 2 * sum(int(info["num_chs"]) for info in backbone.feature_info)
 
     @staticmethod
@@ -44,3 +62,22 @@ class StageStatisticsHead:
 
         maps = backbone.forward_intermediates(x, intermediates_only=True)
         return torch.cat([s for m in maps for s in (m.mean(dim=(2, 3)), m.std(dim=(2, 3)))], dim=1)
+
+
+@EMBEDDING_HEADS.register("regions")
+class RegionMeansHead:
+    regions = REGION_GRID * REGION_GRID
+
+    @staticmethod
+    def dim(backbone) -> int:
+        _has_intermediates(backbone)
+        return RegionMeansHead.regions * sum(int(info["num_chs"]) for info in backbone.feature_info)
+
+    @staticmethod
+    def features(backbone, x):
+        import torch
+        import torch.nn.functional as F
+
+        maps = backbone.forward_intermediates(x, intermediates_only=True)
+        cells = torch.cat([F.adaptive_avg_pool2d(m, REGION_GRID).flatten(2) for m in maps], dim=1)  # (B, C, R)
+        return cells.transpose(1, 2).flatten(1)  # (B, R * C): region-major

@@ -77,9 +77,13 @@ def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int,
         out.append(row)
     if feats:
         # one vectorised call over every pair of the batch
-        ll = model.score_samples(np.concatenate(feats))
+        X = np.concatenate(feats)
+        ll = model.score_samples(X)
+        # a model that scores a video otherwise than by its pairs' mean says so (adm/regional.py)
+        per_video = (model.video_scores(X, [len(p) for _, p, _ in owners]) if hasattr(model, "video_scores")
+                     else None)
         start = 0
-        for pos, pairs, frames in owners:
+        for i, (pos, pairs, frames) in enumerate(owners):
             n = len(pairs)
             s = ll[start:start + n]
             start += n
@@ -88,7 +92,7 @@ def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int,
                                 error=f"{out[pos]['video_id']}: {int(np.sum(~np.isfinite(s)))} of {n} pair scores "
                                       f"are not finite (NaN/inf in its embeddings or the model)")
                 continue
-            out[pos].update(score=float(s.mean()), n_pairs=n, min_pair_score=float(s.min()),
+            out[pos].update(score=float(s.mean() if per_video is None else per_video[i]), n_pairs=n, min_pair_score=float(s.min()),
                             median_pair_score=float(np.median(s)))
             if keep_pairs:
                 out[pos]["pair_detail"] = {"frames": frames, "pairs": pairs, "scores": s}

@@ -106,40 +106,54 @@ def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     X, owners = collect_training_pairs(emb_uri, f.combination, f.pairs_per_video, f.min_frame_gap, f.seed,
                                        f.l2_normalize, f.split, f.max_pairs or None)
 
-    def make_model(reg_covar: float):
-        return create_anomaly_model(f.anomaly_model, n_components=f.n_components, covariance_type=f.covariance_type,
-                                    max_iter=f.max_iter, reg_covar=reg_covar, seed=f.seed)
-
-    n, dim = X.shape
-    small = {"pairs": int(n), "dim": int(dim), "pairs_per_dim": round(n / dim, 3),
-             "threshold_pairs_per_dim": f.min_pairs_per_dim, "remedy": "none", "reg_covar": f.reg_covar}
-    if f.anomaly_model == "gmm" and n < f.min_pairs_per_dim * dim:
-        note = (f"fit: {n} pairs for {dim} dimensions ({n / dim:.2f} per dimension, under "
-                f"{f.min_pairs_per_dim}): too few for a full covariance at reg_covar {f.reg_covar:g}")
-        if f.small_data_remedy == "select_reg_covar":
-            choice = select_reg_covar(X, owners, f.reg_covar_grid, f.reg_covar_folds, make_model)
-            small.update(remedy="select_reg_covar", reg_covar=choice["chosen"], selection=choice)
-            note += f"; reg_covar {choice['chosen']:g} chosen on held-out real videos ({choice['folds']}-fold)"
-            if choice["largest_of_grid"]:
-                note += ", the grid's largest: add larger values to fit.reg_covar_grid to see if they predict better"
-        else:
-            note += "; fitted as asked (fit.small_data_remedy=none)"
-        print(note, flush=True)
-    model = make_model(small["reg_covar"]).fit(X)
     try:
         emb_record = read_run_record(emb_uri)
     except FileNotFoundError:
         emb_record = {}
+    # how many face regions the embedding holds (the regions head), for a model per region
+    n_regions = int((emb_record.get("backbone_meta") or {}).get("regions", 1))
+
+    def make_model(reg_covar: float):
+        return create_anomaly_model(f.anomaly_model, n_components=f.n_components, covariance_type=f.covariance_type,
+                                    max_iter=f.max_iter, reg_covar=reg_covar, seed=f.seed, n_regions=n_regions,
+                                    folds=f.reg_covar_folds)
+
+    n, dim = X.shape
+    small = {"pairs": int(n), "dim": int(dim), "pairs_per_dim": round(n / dim, 3),
+             "threshold_pairs_per_dim": f.min_pairs_per_dim, "remedy": "none", "reg_covar": f.reg_covar}
+    model = make_model(f.reg_covar)
+    if getattr(model, "fits_groups", False):
+        # the model chooses its own regularisation on held-out real videos (adm/regional.py)
+        model.fit(X, owners)
+        small.update(remedy="per-region reg_covar chosen on held-out real videos",
+                     reg_covar=[s["reg_covar"] for s in model.selection_], regions=n_regions)
+        print(f"fit: {n_regions} region(s) of {dim // n_regions} dimensions, {n} pairs; reg_covar per region "
+              f"(relative) {', '.join(f'{s:g}' for s in small['reg_covar'])}", flush=True)
+    else:
+        if f.anomaly_model == "gmm" and n < f.min_pairs_per_dim * dim:
+            note = (f"fit: {n} pairs for {dim} dimensions ({n / dim:.2f} per dimension, under "
+                    f"{f.min_pairs_per_dim}): too few for a full covariance at reg_covar {f.reg_covar:g}")
+            if f.small_data_remedy == "select_reg_covar":
+                choice = select_reg_covar(X, owners, f.reg_covar_grid, f.reg_covar_folds, make_model)
+                small.update(remedy="select_reg_covar", reg_covar=choice["chosen"], selection=choice)
+                note += f"; reg_covar {choice['chosen']:g} chosen on held-out real videos ({choice['folds']}-fold)"
+                if choice["largest_of_grid"]:
+                    note += ", the grid's largest: add larger values to fit.reg_covar_grid to see if they predict better"
+            else:
+                note += "; fitted as asked (fit.small_data_remedy=none)"
+            print(note, flush=True)
+        model = make_model(small["reg_covar"]).fit(X)
     fitted = sorted(set(owners.tolist()))
     meta = {"anomaly_model": f.anomaly_model, "combination": f.combination, "l2_normalize": f.l2_normalize,
             "embedding_dim": int(X.shape[1]), "n_training_pairs": int(X.shape[0]), "n_fitted_videos": len(fitted),
             "small_data": small,
             "backbone_fingerprint": emb_record.get("backbone_fingerprint"), "embeddings": emb_uri,
-            "score_direction": "higher = more likely real (log-likelihood under real pairs)"}
+            "score_direction": getattr(model, "score_meaning",
+                                       "higher = more likely real (log-likelihood under real pairs)")}
     save_model(model, out_uri, meta)
     write_seen_videos(out_uri, FITTED_VIDEOS, fitted)
     write_run_record(out_uri, "fit", cfg, inputs={"embeddings": emb_uri},
                      counts={"pairs": int(X.shape[0]), "videos": len(fitted)}, started=started)
     print(f"fit: {f.anomaly_model} on {X.shape[0]} {f.combination} pairs of dim {X.shape[1]} from {len(fitted)} "
-          f"real videos (reg_covar {small['reg_covar']:g}) -> {out_uri} ({time.time() - started:.1f} s)", flush=True)
+          f"real videos -> {out_uri} ({time.time() - started:.1f} s)", flush=True)
     return meta

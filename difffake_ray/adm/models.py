@@ -9,7 +9,8 @@ import numpy as np
 
 from ..registry import Registry
 
-ANOMALY_MODELS = Registry("anomaly model", modules={"autoencoder": "difffake_ray.adm.autoencoder"})
+ANOMALY_MODELS = Registry("anomaly model", modules={"autoencoder": "difffake_ray.adm.autoencoder",
+                                                     "regional_gmm": "difffake_ray.adm.regional"})
 
 
 def create_anomaly_model(name: str, **kwargs):
