@@ -136,3 +136,35 @@ def test_an_embedder_whose_head_disagrees_with_its_dimension_fails_at_load(tmp_p
         save_state({"state_dict": embedding_state(model), "meta": dict(obj["meta"], **change)}, bad)
         with pytest.raises(ModelFileError, match=f"bad.pt: .*{cause}"):
             load_embedder(bad)
+
+
+def test_regions_head_keeps_each_cell_of_the_face_apart(tmp_path, astronaut_rgb):
+    """The regions head is every stage's channel means per cell of a 3x3 grid, region-major, and
+    the file says how many regions it holds. A change to the bottom-middle ninth of the input (where
+    a mouth is) moves region 7's block most."""
+    from difffake_ray.heads import REGION_GRID
+
+    model = create_backbone("test_efficientnet", pretrained=False, num_classes=0)
+    spec = InputSpec.from_model(model, 96)
+    uri = str(tmp_path / "regions.pt")
+    meta = export_embedder(model, uri, "test_efficientnet", spec, embedding="regions")
+    chans = sum(int(f["num_chs"]) for f in model.feature_info)
+    n = REGION_GRID * REGION_GRID
+    assert meta["regions"] == n and meta["feature_dim"] == n * chans
+    loaded_model, _ = load_embedder(uri)
+    image = spec.resize(astronaut_rgb[0:200, 100:300])
+    x = torch.from_numpy(spec.normalise(image)[None])
+    with torch.inference_mode():
+        got = loaded_model(x)[0].numpy().reshape(n, chans)
+        maps = model.eval().forward_intermediates(x, intermediates_only=True)
+    # region 4 (the centre cell) by hand: each stage's map averaged over its middle third
+    centre = np.concatenate([m[0, :, m.shape[2] // 3: 2 * m.shape[2] // 3, m.shape[3] // 3: 2 * m.shape[3] // 3]
+                             .mean((1, 2)).numpy() for m in maps])
+    assert np.allclose(got[4], centre, atol=1e-5)
+    edited = image.copy()
+    third = spec.size // 3
+    edited[2 * third:, third:2 * third] = 255 - edited[2 * third:, third:2 * third]
+    with torch.inference_mode():
+        moved = loaded_model(torch.from_numpy(spec.normalise(edited)[None]))[0].numpy().reshape(n, chans)
+    change = np.abs(moved - got).sum(axis=1)
+    assert int(np.argmax(change)) == 7 and change[7] > 2 * np.median(change)

@@ -91,6 +91,19 @@ def check_model(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -
         if mu.shape != (k, dim) or pc.shape != (k, dim, dim):
             raise ModelFileError(f"{uri}: arrays do not fit {k} components of dim {dim} "
                                  f"(means {mu.shape}, precisions_cholesky {pc.shape})")
+    if meta["anomaly_model"] == "regional_gmm":
+        need = ("scale", "loc", "spread", "reg_covar", "weights", "means", "precisions_cholesky")
+        if any(k not in arrays for k in need):
+            raise ModelFileError(f"{uri}/{ARRAYS_FILE}: a regional_gmm needs {', '.join(need)}; "
+                                 f"has {', '.join(sorted(arrays))}")
+        r, k = arrays["weights"].shape
+        w = dim // r if r else 0
+        shapes = {"scale": (dim,), "loc": (r,), "spread": (r,), "reg_covar": (r,), "means": (r, k, w),
+                  "precisions_cholesky": (r, k, w, w)}
+        wrong = [f"{name} {arrays[name].shape}" for name, shape in shapes.items() if arrays[name].shape != shape]
+        if r * w != dim or wrong:
+            raise ModelFileError(f"{uri}: arrays do not fit {r} regions of {k} components in dim {dim} "
+                                 f"({', '.join(wrong) or 'dim not divisible'})")
 
 
 __all__ = ["save_model", "load_model", "create_anomaly_model"]

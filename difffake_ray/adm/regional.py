@@ -110,9 +110,9 @@ class RegionalGmmAnomalyModel:
 
     def region_log_likelihoods(self, X: np.ndarray) -> np.ndarray:
         """(N, D) pair features -> (N, n_regions) log-likelihood of each region's block."""
+        blocks = self._blocks(np.shape(X)[1])
         T = self._log(X)
-        return np.stack([m.score_samples(T[:, cols]) for m, cols in zip(self.regions_, self._blocks(T.shape[1]))],
-                        axis=1)
+        return np.stack([m.score_samples(T[:, cols]) for m, cols in zip(self.regions_, blocks)], axis=1)
 
     def _z(self, ll: np.ndarray) -> np.ndarray:
         return (ll - self.loc_) / self.spread_
