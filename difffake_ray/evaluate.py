@@ -1,7 +1,7 @@
 """Video-level evaluation: ROC AUC, average precision and EER, overall, per dataset and per
 manipulation method; plots.
 
-Convention: the score is the mean pair log-likelihood, higher = more real; the metrics are for
+Convention: the score is the mean pair score (a log-likelihood), higher = more real; the metrics are for
 detecting fakes with -score. The reference code's binarised "AUC" (threshold at the test set's
 Youden point, = balanced accuracy) is reported beside it, labelled as tuned on the test set.
 
@@ -131,7 +131,8 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     labelled = df["label"].isin(["real", "fake"])
     scored = df[has_score & labelled]
     metrics: Dict[str, Any] = {
-        "convention": "score = mean pair log-likelihood under the real-pair GMM; higher = more real; "
+        "convention": "score = mean pair score under the model of real pairs (a log-likelihood; for "
+                      "regional_gmm the z-score of the least likely region); higher = more real; "
                       "AUC of -score for detecting fakes (video level)",
         "split": cfg.evaluate.split or "all",
         "left_out_seen": left_out,
@@ -172,7 +173,7 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
         s = scored.loc[scored["label"] == label, "score"].to_numpy()
         if len(s):
             ax.hist(s, bins=30, alpha=0.6, color=colour, label=f"{label} ({len(s)})")
-    ax.set_xlabel("video score (mean pair log-likelihood; higher = more real)")
+    ax.set_xlabel("video score (mean pair score; higher = more real)")
     ax.set_ylabel("videos")
     ax.legend()
     storage.write_bytes_atomic(storage.join(out_uri, "score_hist.png"), _png(fig))

@@ -78,12 +78,11 @@ def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int,
     if feats:
         # one vectorised call over every pair of the batch
         X = np.concatenate(feats)
-        ll = model.score_samples(X)
-        # a model that scores a video otherwise than by its pairs' mean says so (adm/regional.py)
-        per_video = (model.video_scores(X, [len(p) for _, p, _ in owners]) if hasattr(model, "video_scores")
-                     else None)
+        # a model whose pair scores depend on the rest of their video's pairs (adm/regional.py)
+        ll = (model.video_pair_scores(X, [len(p) for _, p, _ in owners]) if hasattr(model, "video_pair_scores")
+              else model.score_samples(X))
         start = 0
-        for i, (pos, pairs, frames) in enumerate(owners):
+        for pos, pairs, frames in owners:
             n = len(pairs)
             s = ll[start:start + n]
             start += n
@@ -92,7 +91,7 @@ def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int,
                                 error=f"{out[pos]['video_id']}: {int(np.sum(~np.isfinite(s)))} of {n} pair scores "
                                       f"are not finite (NaN/inf in its embeddings or the model)")
                 continue
-            out[pos].update(score=float(s.mean() if per_video is None else per_video[i]), n_pairs=n, min_pair_score=float(s.min()),
+            out[pos].update(score=float(s.mean()), n_pairs=n, min_pair_score=float(s.min()),
                             median_pair_score=float(np.median(s)))
             if keep_pairs:
                 out[pos]["pair_detail"] = {"frames": frames, "pairs": pairs, "scores": s}

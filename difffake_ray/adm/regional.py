@@ -14,7 +14,8 @@ the rest and misses it; a density per cell does not. What makes the per-cell sco
 - **standardised at the video level**: the same folds give every training video an out-of-fold
   mean log-likelihood per region; their mean and spread turn a video's per-region mean into a
   z-score. A video's score is its lowest z-score (higher = more real, as every anomaly model's).
-  Averaging pairs before taking the minimum keeps one odd pair from deciding.
+  Averaging pairs before taking the minimum keeps one odd pair from deciding. Its pairs' scores
+  are their z-scores in that region, so that their mean is the video's score.
 """
 
 from __future__ import annotations
@@ -121,14 +122,23 @@ class RegionalGmmAnomalyModel:
         """A pair's score: its least likely region's z-score (what a report draws per pair)."""
         return self._z(self.region_log_likelihoods(X)).min(axis=1)
 
-    def video_scores(self, X: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
-        """Pairs of several videos, consecutive (``sizes`` pairs each) -> one score per video: the
-        lowest z-score of its regions' mean log-likelihoods over its pairs."""
-        ll = self.region_log_likelihoods(X)
+    def video_pair_scores(self, X: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+        """Pairs of several videos, consecutive (``sizes`` pairs each) -> each pair's z-score in its
+        video's least likely region (the lowest z-score of the regions' means over its pairs). A
+        video's mean pair score is then its score, and its pairs read on the same scale."""
+        z = self._z(self.region_log_likelihoods(X))
+        out = np.empty(len(z))
         bounds = np.cumsum([0] + list(sizes))
-        means = np.stack([ll[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])]) if len(sizes) else (
-            np.zeros((0, ll.shape[1])))
-        return self._z(means).min(axis=1) if len(sizes) else np.zeros(0)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if b > a:
+                out[a:b] = z[a:b, int(np.argmin(z[a:b].mean(axis=0)))]
+        return out
+
+    def video_scores(self, X: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+        """One score per video: the lowest z-score of its regions' mean log-likelihoods."""
+        pair = self.video_pair_scores(X, sizes)
+        bounds = np.cumsum([0] + list(sizes))
+        return np.array([pair[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:])])
 
     def to_arrays(self) -> Dict[str, np.ndarray]:
         return {"scale": self.scale_, "loc": self.loc_, "spread": self.spread_,

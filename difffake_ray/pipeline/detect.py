@@ -161,7 +161,7 @@ def write_report(result: Dict[str, Any], out_dir: str, n_pairs_shown: int = 3) -
     ax.plot(times, [np.mean(per_frame[f]) for f in xs], "o-", label="mean pair score of the frame")
     if result.get("threshold") is not None:
         ax.axhline(result["threshold"], color="red", ls="--", label=f"video threshold ({result['fpr']:.0%} FPR)")
-    ax.set(xlabel="time (s)", ylabel="log-likelihood (higher = more real)", title=f"{stem}: anomaly over time")
+    ax.set(xlabel="time (s)", ylabel="pair score (higher = more real)", title=f"{stem}: anomaly over time")
     ax.legend(fontsize=7)
     fig.tight_layout()
     timeline_png = storage.join(out_dir, f"{stem}_timeline.png")
