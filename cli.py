@@ -73,7 +73,7 @@ def main(ctx: click.Context, config_path: Optional[str], overrides: Sequence[str
       make-corpus | manifest -> extract -> train -> embed -> fit -> score -> evaluate
       run-all CONFIG runs them all; verify OUTPUT checks a stage's output; robustness runs the
       perturbation protocol; pretrained exports an ImageNet backbone (no training) as an embedder.
-    A video's score is the mean GMM log-likelihood of 30 frame pairs: higher = more real.
+    A video's score is the mean score of 30 frame pairs under the model of real pairs: higher = more real.
 
     \b
     Ray: a local Ray starts in-process by default; --address attaches to a cluster, and
@@ -330,7 +330,7 @@ def fit_cmd(ctx, emb, out, combination, components, anomaly_model):
 @overwrite_option
 @click.pass_context
 def score_cmd(ctx, emb, out, model_uri, detector_uri, overwrite):
-    """Per video: 30 pairs, mean log-likelihood (higher = more real) -> Parquet table by dataset."""
+    """Per video: 30 pairs, their mean score (higher = more real) -> Parquet table by dataset."""
     from difffake_ray.pipeline.score import run_score
 
     try:

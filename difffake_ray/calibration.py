@@ -3,8 +3,8 @@ among held-out real videos' scores says how unusual it is, and a threshold for a
 positive rate needs no fake at all. Fakes, when labelled ones are at hand, only add the AUC and
 the true-positive rate at each threshold.
 
-Scores are mean pair scores (log-likelihoods, or regional_gmm's z-scores): higher = more real; a video is called fake when its score
-is below the threshold.
+Scores are mean pair scores (log-likelihoods, or regional_gmm's z-scores): higher = more real;
+a video is called fake when its score is below the threshold.
 """
 
 from __future__ import annotations

@@ -87,7 +87,8 @@ SCORES_SCHEMA = pa.schema(
     + [
         pa.field("status", pa.string(), nullable=False),
         pa.field("error", pa.string()),
-        # mean GMM log-likelihood of the video's pairs; higher = more real. Null when not scorable.
+        # mean score of the video's pairs (log-likelihood, or regional_gmm's z-score); higher = more
+        # real. Null when not scorable.
         pa.field("score", pa.float64()),
         pa.field("n_faces", pa.int32()),
         pa.field("n_pairs", pa.int32()),

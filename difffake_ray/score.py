@@ -1,5 +1,5 @@
 """Video scores: 30 random pairs of a video's usable faces (seeded by video_id), the anomaly
-model's log-likelihood of each pair, the video score = their mean (higher = more real).
+model's score of each pair (a log-likelihood), the video score = their mean (higher = more real).
 
 Embeddings arrive as Arrow tables of whole videos and stay numpy arrays: no row dicts, no
 Python floats, whatever the batch size."""
