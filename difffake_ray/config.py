@@ -289,6 +289,7 @@ class FitConfig(Checked):
     # Small data: with fewer than min_pairs_per_dim training pairs per dimension a full covariance
     # is degenerate at the paper's reg_covar. select_reg_covar then picks reg_covar from the grid by
     # the held-out log-likelihood of real videos (grouped K-fold); none keeps the paper's value.
+    # regional_gmm always chooses per region, on its own relative grid, with reg_covar_folds folds.
     min_pairs_per_dim: float = 2.0
     small_data_remedy: str = "select_reg_covar"
     reg_covar_grid: List[float] = field(default_factory=lambda: [1e-6, 1e-5, 1e-4, 1e-3, 1e-2])
