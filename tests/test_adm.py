@@ -346,3 +346,12 @@ def test_fit_gives_a_regional_model_the_videos_and_the_embedding_regions(tmp_pat
     assert "4 region(s) of 2 dimensions" in capsys.readouterr().out
     back, saved = load_model(str(tmp_path / "adm"))
     assert back.params["n_regions"] == 4 and "least likely region" in saved["score_direction"]
+
+
+def test_ocsvm_scale_gamma_keeps_scores_apart_in_many_dimensions():
+    """gamma 1 on 2000 dimensions gave every row the same score; the scale rule does not."""
+    X = rng.normal(size=(200, 2000)) ** 2
+    model = create_anomaly_model("ocsvm").fit(X)
+    assert isinstance(model.params["gamma"], float)
+    inliers, outliers = model.score_samples(X[:50]), model.score_samples(X[:50] * 3)
+    assert np.ptp(inliers) > 0 and outliers.max() < np.median(inliers)

@@ -160,14 +160,21 @@ class GmmAnomalyModel:
 
 @ANOMALY_MODELS.register("ocsvm")
 class OcsvmAnomalyModel:
-    """One-class SVM (RBF) for the ablation; decision_function as the score (higher = normal)."""
+    """One-class SVM (RBF) for the ablation; decision_function as the score (higher = normal).
 
-    def __init__(self, nu: float = 0.1, gamma: float = 1.0, seed: int = 0, **_: object):
+    ``gamma="scale"`` (scikit-learn's rule, 1 / (D * var(X))) is resolved at fit and stored as a
+    number: a fixed gamma of 1 makes every kernel value 0 on thousands of dimensions, and every
+    video the same score."""
+
+    def __init__(self, nu: float = 0.1, gamma="scale", seed: int = 0, **_: object):
         self.params = dict(nu=nu, gamma=gamma, seed=seed)
 
     def fit(self, X: np.ndarray) -> "OcsvmAnomalyModel":
         from sklearn.svm import OneClassSVM
 
+        X = np.asarray(X, np.float64)
+        if self.params["gamma"] == "scale":
+            self.params["gamma"] = 1.0 / (X.shape[1] * max(float(X.var()), 1e-12))
         svm = OneClassSVM(kernel="rbf", nu=self.params["nu"], gamma=self.params["gamma"]).fit(X)
         self.support_vectors_ = svm.support_vectors_
         self.dual_coef_ = svm.dual_coef_[0]
