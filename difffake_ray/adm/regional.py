@@ -30,7 +30,7 @@ LOG_FLOOR = 1e-2  # in units of a dimension's mean magnitude: keeps log() of a z
 RELATIVE_REG_COVAR_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 
 
-def held_out_log_likelihoods(X: np.ndarray, groups: np.ndarray, folds: List, make_model) -> np.ndarray:
+def held_out_log_likelihoods(X: np.ndarray, folds: List, make_model) -> np.ndarray:
     """Each row's log-likelihood under a model fitted on the folds it is not in."""
     out = np.empty(len(X))
     for train_idx, test_idx in folds:
@@ -92,7 +92,7 @@ class RegionalGmmAnomalyModel:
             best = None
             for reg in self.params["reg_covar_grid"]:
                 try:
-                    ll = held_out_log_likelihoods(Tr, groups, folds, lambda: self._gmm(reg))
+                    ll = held_out_log_likelihoods(Tr, folds, lambda: self._gmm(reg))
                 except (ValueError, np.linalg.LinAlgError):  # singular at this regularisation
                     continue
                 if best is None or ll.mean() > best[1].mean():
