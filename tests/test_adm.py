@@ -285,8 +285,8 @@ def test_regional_gmm_flags_a_change_confined_to_one_region():
     assert all(s["reg_covar"] in (0.1, 1.0) for s in model.selection_)
     reals, _ = _regional_pairs(8, n_pairs, regions, width, seed=1)
     fakes, _ = _regional_pairs(8, n_pairs, regions, width, odd_region=2, seed=2)
-    real_scores = model.video_scores(reals, [n_pairs] * 8)
-    fake_scores = model.video_scores(fakes, [n_pairs] * 8)
+    real_scores = model.video_pair_scores(reals, [n_pairs] * 8).reshape(8, n_pairs).mean(axis=1)
+    fake_scores = model.video_pair_scores(fakes, [n_pairs] * 8).reshape(8, n_pairs).mean(axis=1)
     assert fake_scores.max() < real_scores.min()
     # held-out real videos sit near the training reals' standardisation: z-scores of a few units
     assert -6 < real_scores.min() and real_scores.max() < 3
@@ -296,7 +296,7 @@ def test_regional_gmm_flags_a_change_confined_to_one_region():
     # a pair's score is its least likely region's z-score
     assert np.allclose(model.score_samples(fakes), ((ll - model.loc_) / model.spread_).min(axis=1))
     with pytest.raises(ValueError, match="do not split into 6 equal regions"):
-        model.video_scores(fakes[:, :-1], [len(fakes)])
+        model.video_pair_scores(fakes[:, :-1], [len(fakes)])
 
 
 def test_regional_gmm_round_trips_without_pickle_and_scores_videos_through_score_videos(tmp_path):

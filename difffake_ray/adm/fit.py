@@ -15,6 +15,7 @@ from ..runtime import FITTED_VIDEOS, read_run_record, write_run_record, write_se
 from .combinations import combine_pairs
 from .models import create_anomaly_model
 from .persistence import save_model
+from .selection import select_reg_covar
 
 
 def training_videos(emb_uri: str, split: str) -> List[str]:
@@ -75,29 +76,6 @@ def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap
         keep = np.sort(np.random.default_rng(seed).choice(len(X), size=max_pairs, replace=False))
         X, who = X[keep], who[keep]
     return X, who
-
-
-def select_reg_covar(X: np.ndarray, groups: np.ndarray, grid, n_folds: int, make_model) -> Dict[str, Any]:
-    """The covariance regularisation that best predicts held-out real videos: grouped K-fold (a
-    video's pairs never straddle train and held-out), mean held-out log-likelihood per grid value.
-    Uses real videos only, like the fit itself."""
-    from sklearn.model_selection import GroupKFold
-
-    folds = list(GroupKFold(n_splits=min(n_folds, len(np.unique(groups)))).split(X, groups=groups))
-    held_out = []
-    for reg in grid:
-        lls = []
-        for train_idx, test_idx in folds:
-            try:
-                lls.append(float(np.mean(make_model(reg).fit(X[train_idx]).score_samples(X[test_idx]))))
-            except (ValueError, np.linalg.LinAlgError):  # a singular fit at this regularisation
-                lls.append(float("-inf"))
-        held_out.append(float(np.mean(lls)))
-    best = int(np.argmax(held_out))
-    # the largest value won: a larger one may predict held-out videos better still
-    at_top = len(grid) > 1 and float(grid[best]) == max(float(g) for g in grid)
-    return {"grid": [float(g) for g in grid], "held_out_loglik": held_out, "chosen": float(grid[best]),
-            "folds": len(folds), "largest_of_grid": at_top}
 
 
 def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:

@@ -25,25 +25,16 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from .models import ANOMALY_MODELS, GmmAnomalyModel
+from .selection import grouped_folds, held_out_log_likelihoods
 
 LOG_FLOOR = 1e-2  # in units of a dimension's mean magnitude: keeps log() of a zero change finite
 RELATIVE_REG_COVAR_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 
 
-def held_out_log_likelihoods(X: np.ndarray, folds: List, make_model) -> np.ndarray:
-    """Each row's log-likelihood under a model fitted on the folds it is not in."""
-    out = np.empty(len(X))
-    for train_idx, test_idx in folds:
-        out[test_idx] = make_model().fit(X[train_idx]).score_samples(X[test_idx])
-    return out
-
-
-def group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """The mean of ``values`` (N, ...) within each group, in the order of np.unique(groups)."""
+def video_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` (N,) within each group."""
     _, inverse = np.unique(groups, return_inverse=True)
-    sums = np.zeros((inverse.max() + 1,) + values.shape[1:])
-    np.add.at(sums, inverse, values)
-    return sums / np.bincount(inverse).reshape((-1,) + (1,) * (values.ndim - 1))
+    return np.bincount(inverse, weights=values) / np.bincount(inverse)
 
 
 @ANOMALY_MODELS.register("regional_gmm")
@@ -75,8 +66,6 @@ class RegionalGmmAnomalyModel:
         return np.log(np.abs(np.asarray(X, np.float64)) / self.scale_ + LOG_FLOOR)
 
     def fit(self, X: np.ndarray, groups: np.ndarray) -> "RegionalGmmAnomalyModel":
-        from sklearn.model_selection import GroupKFold
-
         groups = np.asarray(groups)
         n_videos = len(np.unique(groups))
         if n_videos < 2:
@@ -85,15 +74,14 @@ class RegionalGmmAnomalyModel:
         X = np.asarray(X, np.float64)
         self.scale_ = np.maximum(np.abs(X).mean(axis=0), 1e-12)
         T = self._log(X)
-        folds = list(GroupKFold(n_splits=min(self.params["folds"], n_videos)).split(T, groups=groups))
+        folds = grouped_folds(groups, self.params["folds"])
         self.regions_, self.selection_, loc, spread = [], [], [], []
         for cols in self._blocks(T.shape[1]):
             Tr = T[:, cols]
             best = None
             for reg in self.params["reg_covar_grid"]:
-                try:
-                    ll = held_out_log_likelihoods(Tr, folds, lambda: self._gmm(reg))
-                except (ValueError, np.linalg.LinAlgError):  # singular at this regularisation
+                ll = held_out_log_likelihoods(Tr, folds, lambda: self._gmm(reg))
+                if ll is None:  # singular at this regularisation
                     continue
                 if best is None or ll.mean() > best[1].mean():
                     best = (reg, ll)
@@ -101,7 +89,7 @@ class RegionalGmmAnomalyModel:
                 raise ValueError(f"no reg_covar of {self.params['reg_covar_grid']} gives a usable GMM "
                                  f"for region {len(self.regions_)}")
             reg, ll = best
-            per_video = group_means(ll, groups)
+            per_video = video_means(ll, groups)
             loc.append(per_video.mean())
             spread.append(max(per_video.std(), 1e-6))
             self.selection_.append({"reg_covar": reg, "held_out_loglik": float(ll.mean())})
@@ -133,12 +121,6 @@ class RegionalGmmAnomalyModel:
             if b > a:
                 out[a:b] = z[a:b, int(np.argmin(z[a:b].mean(axis=0)))]
         return out
-
-    def video_scores(self, X: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
-        """One score per video: the lowest z-score of its regions' mean log-likelihoods."""
-        pair = self.video_pair_scores(X, sizes)
-        bounds = np.cumsum([0] + list(sizes))
-        return np.array([pair[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:])])
 
     def to_arrays(self) -> Dict[str, np.ndarray]:
         return {"scale": self.scale_, "loc": self.loc_, "spread": self.spread_,
