@@ -120,6 +120,7 @@ class EmbeddingNet(nn.Module):
         self.backbone, self.head_name, self.head = backbone, head, EMBEDDING_HEADS.get(head)
         self.dim = self.head.dim(backbone)
         self.regions = int(self.head.regions)  # the vector is this many equal blocks, one per face region
+        self.region_stages = self.head.region_stages(backbone)  # each stage's width in a block, or None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head.features(self.backbone, x)
@@ -197,7 +198,8 @@ def export_embedder(backbone: nn.Module, uri: str, arch: str, spec: InputSpec,
     net = EmbeddingNet(backbone, embedding)
     meta = {"arch": arch, "image_size": spec.size, "input": spec.to_meta(),
             "weights": (backbone.pretrained_cfg or {}).get("weights", "unknown"), "embedding": embedding,
-            "feature_dim": net.dim, "regions": net.regions, "format": EMBEDDER_FORMAT}
+            "feature_dim": net.dim, "regions": net.regions, "region_stages": net.region_stages,
+            "format": EMBEDDER_FORMAT}
     meta.update(extra or {})
     save_state({"state_dict": embedding_state(backbone), "meta": meta}, uri)
     return meta

@@ -278,6 +278,7 @@ class FitConfig(Checked):
         "small_data_remedy": one_of("select_reg_covar", "none"), "reg_covar_grid": each(at_least(0)),
         "reg_covar_folds": at_least(2), "pairs_per_video": at_least(1), "max_pairs": at_least(0),
         "min_frame_gap": at_least(0), "split": one_of("train", "val", "test", "unknown"),
+        "texture_stages": at_least(0),
     }
 
     anomaly_model: str = "gmm"
@@ -289,7 +290,7 @@ class FitConfig(Checked):
     # Small data: with fewer than min_pairs_per_dim training pairs per dimension a full covariance
     # is degenerate at the paper's reg_covar. select_reg_covar then picks reg_covar from the grid by
     # the held-out log-likelihood of real videos (grouped K-fold); none keeps the paper's value.
-    # regional_gmm always chooses per region, on its own relative grid, with reg_covar_folds folds.
+    # regional_gmm always chooses per block, on its own relative grid, with reg_covar_folds folds.
     min_pairs_per_dim: float = 2.0
     small_data_remedy: str = "select_reg_covar"
     reg_covar_grid: List[float] = field(default_factory=lambda: [1e-6, 1e-5, 1e-4, 1e-3, 1e-2])
@@ -301,6 +302,9 @@ class FitConfig(Checked):
     max_pairs: int = 50_000
     min_frame_gap: int = 5
     l2_normalize: bool = True  # reference code: row-wise L2 of the combined pair vector
+    # regional_gmm: a region's first texture_stages stages (resolution, blending, colour) get a
+    # density apart from its later, semantic ones (pose, expression); 0: one density per region
+    texture_stages: int = 3
     split: str = "train"
     seed: int = 0
 

@@ -11,8 +11,10 @@
   pooled over the whole face its change drowns in the pose and expression changes of the rest,
   kept in its cell it does not. Read with the ``regional_gmm`` anomaly model (one model per cell).
 
-Every head says how many regions its vector holds (``regions``; 1 for a whole-face head), and the
-exported model records it, so that fit can model each region on its own.
+Every head says how many regions its vector holds (``regions``; 1 for a whole-face head) and, where
+a region's block is stages side by side, each stage's width in it (``region_stages``), and the
+exported model records both: fit models each region, and within it the early (texture) and late
+(semantic) stages, on their own.
 
 A head is chosen when a backbone is exported (``train.embedding``) and recorded in its file, so
 embed, score and detect all read the same features from it (``backbone.EmbeddingNet``). This
@@ -39,6 +41,10 @@ class PooledHead:
     regions = 1
 
     @staticmethod
+    def region_stages(backbone):
+        return None
+
+    @staticmethod
     def dim(backbone) -> int:
         return int(backbone.num_features)
 
@@ -50,6 +56,10 @@ class PooledHead:
 @EMBEDDING_HEADS.register("stages")
 class StageStatisticsHead:
     regions = 1
+
+    @staticmethod
+    def region_stages(backbone):
+        return None  # means and spreads interleaved: not one run of columns per stage
 
     @staticmethod
     def dim(backbone) -> int:
@@ -71,7 +81,13 @@ class RegionMeansHead:
     @staticmethod
     def dim(backbone) -> int:
         _has_intermediates(backbone)
-        return RegionMeansHead.regions * sum(int(info["num_chs"]) for info in backbone.feature_info)
+        return RegionMeansHead.regions * sum(RegionMeansHead.region_stages(backbone))
+
+    @staticmethod
+    def region_stages(backbone):
+        """Each stage's channel count: a region's block is these runs of columns, in stage order."""
+        _has_intermediates(backbone)
+        return [int(info["num_chs"]) for info in backbone.feature_info]
 
     @staticmethod
     def features(backbone, x):

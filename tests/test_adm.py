@@ -290,7 +290,7 @@ def test_regional_gmm_flags_a_change_confined_to_one_region():
     assert fake_scores.max() < real_scores.min()
     # held-out real videos sit near the training reals' standardisation: z-scores of a few units
     assert -6 < real_scores.min() and real_scores.max() < 3
-    ll = model.region_log_likelihoods(fakes)
+    ll = model.block_log_likelihoods(fakes)
     per_video = ll.reshape(8, n_pairs, regions).mean(axis=1)
     assert (np.argmin((per_video - model.loc_) / model.spread_, axis=1) == 2).all()
     # a pair's score is its least likely region's z-score
@@ -312,9 +312,9 @@ def test_regional_gmm_round_trips_without_pickle_and_scores_videos_through_score
     bad = tmp_path / "bad"
     save_model(back, str(bad), {"anomaly_model": "regional_gmm", "combination": "sub2", "l2_normalize": False,
                                 "embedding_dim": regions * width + 1})
-    with pytest.raises(ModelFileError, match="bad: arrays do not fit 3 regions"):
+    with pytest.raises(ModelFileError, match="bad: dim 7 does not split into 3 regions"):
         load_model(str(bad))
-    # score_videos takes a video's score from the model: the lowest region z-score of pair means
+    # score_videos takes a video's score from the model: the lowest block z-score of pair means
     meta = {"combination": "sub2", "l2_normalize": False, "embedding_dim": regions * width}
     rows = _emb_rows("v1", 10, dim=regions * width)
     row = score_videos(_table(rows, dim=regions * width), back, meta, n_pairs=30, min_gap=2, seed=0)[0]
@@ -323,11 +323,11 @@ def test_regional_gmm_round_trips_without_pickle_and_scores_videos_through_score
     emb = np.array([r["embedding"] for r in rows])
     p = video_pairs("v1", [r["frame_index"] for r in rows], 30, 2, 0)
     pairs = combine_pairs("sub2", emb[p[:, 0]], emb[p[:, 1]], False)
-    ll = back.region_log_likelihoods(pairs).mean(axis=0)
+    ll = back.block_log_likelihoods(pairs).mean(axis=0)
     z = (ll - back.loc_) / back.spread_
     assert row["status"] == "ok" and row["score"] == pytest.approx(z.min())
-    # its pairs are read in that least likely region: their mean is the video's score
-    decisive = (back.region_log_likelihoods(pairs)[:, np.argmin(z)] - back.loc_[np.argmin(z)]) / back.spread_[np.argmin(z)]
+    # its pairs are read in that least likely block: their mean is the video's score
+    decisive = (back.block_log_likelihoods(pairs)[:, np.argmin(z)] - back.loc_[np.argmin(z)]) / back.spread_[np.argmin(z)]
     assert row["min_pair_score"] == pytest.approx(decisive.min())
 
 
@@ -337,15 +337,74 @@ def test_fit_gives_a_regional_model_the_videos_and_the_embedding_regions(tmp_pat
     from difffake_ray.runtime import write_run_record
 
     emb, _ = _toy_embeddings(tmp_path, dim=8)
-    cfg = load_config(None, ["fit.min_frame_gap=1", "fit.anomaly_model=regional_gmm", "fit.n_components=1",
-                             "fit.l2_normalize=false", "fit.reg_covar_folds=2"])
+    cfg_overrides = ["fit.min_frame_gap=1", "fit.anomaly_model=regional_gmm", "fit.n_components=1",
+                     "fit.l2_normalize=false", "fit.reg_covar_folds=2"]
+    cfg = load_config(None, cfg_overrides)
     write_run_record(emb, "embed", cfg, inputs={}, counts={}, started=0.0,
-                     extra={"backbone_meta": {"embedding": "regions", "regions": 4}})
+                     extra={"backbone_meta": {"embedding": "regions", "regions": 4, "region_stages": [1, 1]}})
+    # two stages per region, both before fit.texture_stages (3): one block per region
     meta = run_fit(emb, str(tmp_path / "adm"), cfg)
     assert meta["small_data"]["regions"] == 4 and len(meta["small_data"]["reg_covar"]) == 4
-    assert "4 region(s) of 2 dimensions" in capsys.readouterr().out
+    assert "4 region(s) x 1 level(s) of 2 dimensions" in capsys.readouterr().out
     back, saved = load_model(str(tmp_path / "adm"))
-    assert back.params["n_regions"] == 4 and "least likely region" in saved["score_direction"]
+    assert back.params["n_regions"] == 4 and "least likely block" in saved["score_direction"]
+    # the first stage as texture: a texture and a semantic block per region
+    cfg = load_config(None, cfg_overrides + ["fit.texture_stages=1"])
+    meta = run_fit(emb, str(tmp_path / "adm2"), cfg)
+    assert meta["small_data"]["level_widths"] == [1, 1] and len(meta["small_data"]["reg_covar"]) == 8
+    assert "4 region(s) x 2 level(s) of 1 + 1 dimensions" in capsys.readouterr().out
+    back, _ = load_model(str(tmp_path / "adm2"))
+    assert back.params["region_stages"] == [1, 1] and len(back.blocks_) == 8
+
+
+def test_regional_gmm_models_a_regions_texture_apart_from_its_semantics(tmp_path):
+    """A change to a few early-stage (texture) columns of one region, under the natural spread of
+    its many late-stage (semantic) columns: a block per level finds it, and that block is the
+    video's decisive one; one block per region scores the same fakes less apart from the reals.
+    The two-level model round-trips, and a file whose stage widths do not make a region is refused."""
+    regions, stages, n_pairs = 3, [2, 12], 20
+    width = sum(stages)
+
+    def pairs(n_videos, seed, fake=False):
+        X, groups = _regional_pairs(n_videos, n_pairs, regions, width, seed=seed)
+        if fake:  # region 1's texture columns change 3x more than a real's
+            X.reshape(-1, regions, width)[:, 1, :2] *= 9.0  # squared changes
+        return X, groups
+
+    X, groups = pairs(16, 0)
+    reals, _ = pairs(8, 1)
+    fakes, _ = pairs(8, 2, fake=True)
+
+    def separation(model):
+        r = model.video_pair_scores(reals, [n_pairs] * 8).reshape(8, n_pairs).mean(axis=1)
+        f = model.video_pair_scores(fakes, [n_pairs] * 8).reshape(8, n_pairs).mean(axis=1)
+        return r.min() - f.max(), f
+
+    two = create_anomaly_model("regional_gmm", n_regions=regions, region_stages=stages, texture_stages=1,
+                               n_components=1, reg_covar_grid=[0.1, 1.0], folds=3).fit(X, groups)
+    one = create_anomaly_model("regional_gmm", n_regions=regions, region_stages=stages, texture_stages=0,
+                               n_components=1, reg_covar_grid=[0.1, 1.0], folds=3).fit(X, groups)
+    assert two.level_widths(width) == [2, 12] and len(two.blocks_) == 6
+    assert one.level_widths(width) == [width] and len(one.blocks_) == 3
+    gap_two, _ = separation(two)
+    gap_one, _ = separation(one)
+    assert gap_two > 0 and gap_two > gap_one
+    per_video = two.block_log_likelihoods(fakes).reshape(8, n_pairs, 6).mean(axis=1)
+    assert (np.argmin((per_video - two.loc_) / two.spread_, axis=1) == 2).all()  # region 1, texture
+    meta = {"anomaly_model": "regional_gmm", "combination": "sub2", "l2_normalize": False,
+            "embedding_dim": regions * width}
+    save_model(two, str(tmp_path / "two"), meta)
+    back, _ = load_model(str(tmp_path / "two"))
+    assert np.array_equal(back.score_samples(fakes), two.score_samples(fakes))
+    with np.load(tmp_path / "two" / "model.npz", allow_pickle=False) as z:
+        assert z["means_0"].shape == (3, 1, 2) and z["means_1"].shape == (3, 1, 12)
+    wrong = create_anomaly_model("regional_gmm", n_regions=regions, region_stages=[2, 11], texture_stages=1)
+    with pytest.raises(ValueError, match=r"stage widths \[2, 11\] \(sum 13\) do not make a region of 14"):
+        wrong.block_columns(regions * width)
+    two.params["region_stages"] = [2, 11]
+    save_model(two, str(tmp_path / "bad"), meta)
+    with pytest.raises(ModelFileError, match="bad/model.json: stage widths"):
+        load_model(str(tmp_path / "bad"))
 
 
 def test_ocsvm_scale_gamma_keeps_scores_apart_in_many_dimensions():

@@ -140,17 +140,19 @@ def test_an_embedder_whose_head_disagrees_with_its_dimension_fails_at_load(tmp_p
 
 def test_regions_head_keeps_each_cell_of_the_face_apart(tmp_path, astronaut_rgb):
     """The regions head is every stage's channel means per cell of a 3x3 grid, region-major, and
-    the file says how many regions it holds. A change to the bottom-middle ninth of the input (where
-    a mouth is) moves region 7's block most."""
+    the file says how many regions it holds and each stage's width in a region (for fit's texture
+    and semantic blocks). A change to the bottom-middle ninth of the input (where a mouth is) moves
+    region 7's block most."""
     from difffake_ray.heads import REGION_GRID
 
     model = create_backbone("test_efficientnet", pretrained=False, num_classes=0)
     spec = InputSpec.from_model(model, 96)
     uri = str(tmp_path / "regions.pt")
     meta = export_embedder(model, uri, "test_efficientnet", spec, embedding="regions")
-    chans = sum(int(f["num_chs"]) for f in model.feature_info)
+    stage_chans = [int(f["num_chs"]) for f in model.feature_info]
+    chans = sum(stage_chans)
     n = REGION_GRID * REGION_GRID
-    assert meta["regions"] == n and meta["feature_dim"] == n * chans
+    assert meta["regions"] == n and meta["feature_dim"] == n * chans and meta["region_stages"] == stage_chans
     loaded_model, _ = load_embedder(uri)
     image = spec.resize(astronaut_rgb[0:200, 100:300])
     x = torch.from_numpy(spec.normalise(image)[None])

@@ -88,12 +88,16 @@ def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
         emb_record = read_run_record(emb_uri)
     except FileNotFoundError:
         emb_record = {}
-    # how many face regions the embedding holds (the regions head), for a model per region
-    n_regions = int((emb_record.get("backbone_meta") or {}).get("regions", 1))
+    # how many face regions the embedding holds (the regions head) and each stage's width in a
+    # region, for a model per region and level of detail
+    backbone_meta = emb_record.get("backbone_meta") or {}
+    n_regions = int(backbone_meta.get("regions", 1))
+    region_stages = backbone_meta.get("region_stages")
 
     def make_model(reg_covar: float):
         return create_anomaly_model(f.anomaly_model, n_components=f.n_components, covariance_type=f.covariance_type,
                                     max_iter=f.max_iter, reg_covar=reg_covar, seed=f.seed, n_regions=n_regions,
+                                    region_stages=region_stages, texture_stages=f.texture_stages,
                                     folds=f.reg_covar_folds)
 
     n, dim = X.shape
@@ -103,10 +107,12 @@ def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     if getattr(model, "fits_groups", False):
         # the model chooses its own regularisation on held-out real videos (adm/regional.py)
         model.fit(X, owners)
-        small.update(remedy="per-region reg_covar chosen on held-out real videos",
-                     reg_covar=[s["reg_covar"] for s in model.selection_], regions=n_regions)
-        print(f"fit: {n_regions} region(s) of {dim // n_regions} dimensions, {n} pairs; reg_covar per region "
-              f"(relative) {', '.join(f'{s:g}' for s in small['reg_covar'])}", flush=True)
+        levels = model.level_widths(dim // n_regions)
+        small.update(remedy="per-block reg_covar chosen on held-out real videos",
+                     reg_covar=[s["reg_covar"] for s in model.selection_], regions=n_regions, level_widths=levels)
+        print(f"fit: {n_regions} region(s) x {len(levels)} level(s) of {' + '.join(map(str, levels))} dimensions, "
+              f"{n} pairs; reg_covar per block (relative) {', '.join(f'{s:g}' for s in small['reg_covar'])}",
+              flush=True)
     else:
         if f.anomaly_model == "gmm" and n < f.min_pairs_per_dim * dim:
             note = (f"fit: {n} pairs for {dim} dimensions ({n / dim:.2f} per dimension, under "

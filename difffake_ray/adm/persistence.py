@@ -92,18 +92,33 @@ def check_model(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -
             raise ModelFileError(f"{uri}: arrays do not fit {k} components of dim {dim} "
                                  f"(means {mu.shape}, precisions_cholesky {pc.shape})")
     if meta["anomaly_model"] == "regional_gmm":
-        need = ("scale", "loc", "spread", "reg_covar", "weights", "means", "precisions_cholesky")
-        if any(k not in arrays for k in need):
-            raise ModelFileError(f"{uri}/{ARRAYS_FILE}: a regional_gmm needs {', '.join(need)}; "
-                                 f"has {', '.join(sorted(arrays))}")
-        r, k = arrays["weights"].shape
-        w = dim // r if r else 0
-        shapes = {"scale": (dim,), "loc": (r,), "spread": (r,), "reg_covar": (r,), "means": (r, k, w),
-                  "precisions_cholesky": (r, k, w, w)}
-        wrong = [f"{name} {arrays[name].shape}" for name, shape in shapes.items() if arrays[name].shape != shape]
-        if r * w != dim or wrong:
-            raise ModelFileError(f"{uri}: arrays do not fit {r} regions of {k} components in dim {dim} "
-                                 f"({', '.join(wrong) or 'dim not divisible'})")
+        _check_regional(uri, meta, arrays, dim)
+
+
+def _check_regional(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray], dim: int) -> None:
+    """The block layout the model's params make of ``dim`` columns, against the arrays' shapes."""
+    layout = ANOMALY_MODELS.get("regional_gmm")(**meta["params"])
+    r = layout.params["n_regions"]
+    if r < 1 or dim % r:
+        raise ModelFileError(f"{uri}: dim {dim} does not split into {r} regions")
+    try:
+        widths = layout.level_widths(dim // r)
+    except ValueError as e:
+        raise ModelFileError(f"{uri}/{META_FILE}: {e}") from None
+    levels = range(len(widths))
+    need = ["scale", "loc", "spread", "reg_covar", "weights"] + [f"{name}_{lvl}" for lvl in levels
+                                                                for name in ("means", "precisions_cholesky")]
+    if any(k not in arrays for k in need):
+        raise ModelFileError(f"{uri}/{ARRAYS_FILE}: a regional_gmm of {len(widths)} level(s) needs {', '.join(need)}; "
+                             f"has {', '.join(sorted(arrays))}")
+    b, k = r * len(widths), arrays["weights"].shape[-1]
+    shapes = {"scale": (dim,), "loc": (b,), "spread": (b,), "reg_covar": (b,), "weights": (b, k)}
+    for lvl, w in zip(levels, widths):
+        shapes.update({f"means_{lvl}": (r, k, w), f"precisions_cholesky_{lvl}": (r, k, w, w)})
+    wrong = [f"{name} {arrays[name].shape}" for name, shape in shapes.items() if arrays[name].shape != shape]
+    if wrong:
+        raise ModelFileError(f"{uri}: arrays do not fit {r} regions x {len(widths)} level(s) {widths} of {k} "
+                             f"components in dim {dim} ({', '.join(wrong)})")
 
 
 __all__ = ["save_model", "load_model", "create_anomaly_model"]
