@@ -307,7 +307,7 @@ def embed_cmd(ctx, faces, out, backbone_uri, detector_uri, perturbation, overwri
 @click.option("--combination", default=None, help="abs, sub, sub2 (default), sub3, single.")
 @click.option("--components", type=int, default=None, help="GMM components (default 3).")
 @click.option("--model", "anomaly_model", default=None,
-              help="gmm (default), regional_gmm (configs/cpu.yaml: a GMM per face region), ocsvm, autoencoder.")
+              help="gmm (default), regional_gmm (configs/cpu.yaml: a GMM per face region and level of detail), ocsvm, autoencoder.")
 @click.pass_context
 def fit_cmd(ctx, emb, out, combination, components, anomaly_model):
     """Fit the anomaly model on pairs of real training videos; saved as npz + JSON (no pickle)."""

@@ -7,13 +7,14 @@ and fake, of other identities) neither model saw. One run, one corpus, every row
 
 - untrained ImageNet features as the paper takes them (last stage pooled, whole 1.3x crop, pair
   vectors L2-normalised, one GMM) against the CPU config's (the centre of the crop, every stage's
-  means per cell of a 3x3 grid, no row L2, one GMM per cell) and the whole-face statistics of every
-  stage that it replaced; with --each-change the crop and the pooled head taken back on their own;
+  means per cell of a 3x3 grid, no row L2, a GMM per cell for its early (texture) stages and one
+  for its late (semantic) stages) and the whole-face statistics of every stage that it replaced;
+  with --each-change the crop and the pooled head taken back on their own;
 - untrained vs fine-tuned (SAM on pseudo-fakes, the CPU config's early stages frozen) vs fine-tuned
   with NRS;
 - the pair combination: SUB2 (the default) / SUB3 / ABS / the single-frame baseline;
-- the anomaly model: a GMM per region / one GMM (with the small-data remedy, and the paper's as
-  is) / one-class SVM.
+- the anomaly model: a GMM per region and level (texture, semantic) / a GMM per region / one GMM
+  (with the small-data remedy, and the paper's as is) / one-class SVM.
 
 Target (issue "Scores that detect"): test AUC >= 0.95 overall and >= 0.90 for every manipulation
 kind, in under 30 minutes on 2 cores.
@@ -60,6 +61,8 @@ ROWS = [
     ("imagenet, stages, sub2, gmm", "imagenet_stages", WHOLE_FACE_GMM),
     ("imagenet, stages, sub2, gmm paper reg_covar", "imagenet_stages", WHOLE_FACE_GMM + ["fit.small_data_remedy=none"]),
     ("imagenet, regions, sub2, regional gmm", "imagenet", []),  # the CPU config's detector, untrained
+    # the same without the texture / semantic split: one GMM per region over all its stages
+    ("imagenet, regions, sub2, regional gmm, one level", "imagenet", ["fit.texture_stages=0"]),
     ("imagenet, regions, sub2, regional gmm, row L2", "imagenet", ["fit.l2_normalize=true"]),
     ("imagenet, regions, sub3, regional gmm", "imagenet", ["fit.combination=sub3"]),
     ("imagenet, regions, abs, regional gmm", "imagenet", ["fit.combination=abs"]),

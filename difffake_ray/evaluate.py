@@ -132,7 +132,7 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     scored = df[has_score & labelled]
     metrics: Dict[str, Any] = {
         "convention": "score = mean pair score under the model of real pairs (a log-likelihood; for "
-                      "regional_gmm the z-score of the least likely region); higher = more real; "
+                      "regional_gmm the z-score of the least likely block); higher = more real; "
                       "AUC of -score for detecting fakes (video level)",
         "split": cfg.evaluate.split or "all",
         "left_out_seen": left_out,

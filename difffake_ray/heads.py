@@ -9,7 +9,8 @@
 - ``regions``: every stage's channel means in each cell of a 3x3 grid over the face (region-major:
   region 0's features, then region 1's...). A lip-sync or an eye edit changes a ninth of the face;
   pooled over the whole face its change drowns in the pose and expression changes of the rest,
-  kept in its cell it does not. Read with the ``regional_gmm`` anomaly model (one model per cell).
+  kept in its cell it does not. Read with the ``regional_gmm`` anomaly model (one model per cell
+  and level of detail).
 
 Every head says how many regions its vector holds (``regions``; 1 for a whole-face head) and, where
 a region's block is stages side by side, each stage's width in it (``region_stages``), and the

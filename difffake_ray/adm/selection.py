@@ -1,6 +1,6 @@
 """Choosing a GMM's covariance regularisation on held-out real videos: grouped K-fold, so that a
 video's pairs never straddle train and held-out. Used by fit's small-data remedy (one GMM) and by
-each region of the regional model."""
+each block of the regional model."""
 
 from __future__ import annotations
 
