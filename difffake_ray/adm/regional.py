@@ -7,8 +7,8 @@ with the pose and expression changes of the rest and misses it; a density per ce
 Within a cell the same holds across depth: a generator's resolution, blending and colour live in
 the early stages (a few dozen channels), pose and expression in the late ones (hundreds), so a
 cell is split into a **texture** block (its first ``texture_stages`` stages) and a **semantic**
-block (the rest), each with its own density. On an independent corpus the split took the
-bench's lip-sync AUC from 0.77 to 0.94 (README, "Detection quality"). Without the stage widths
+block (the rest), each with its own density. On a corpus independent of the quality bench's the
+split took lip-sync AUC from 0.77 to 0.94 (README, "Detection quality"). Without the stage widths
 (another head, an old embedder file) a cell is one block. What makes the blocks' scores comparable:
 
 - **log magnitudes**: each pair feature becomes ``log(|x| / scale + 1e-2)``, ``scale`` its mean
