@@ -45,6 +45,9 @@ def load_model(uri: str) -> Tuple[Any, Dict[str, Any]]:
         raise FileNotFoundError(f"{arrays_uri}: not found (write it with `python cli.py fit`)") from None
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:  # truncated, or holds pickled objects
         raise ModelFileError(f"{arrays_uri}: not a readable pickle-free npz ({str(exc).splitlines()[0]})") from None
+    if meta.get("anomaly_model") == "regional_gmm" and "means" in arrays and "means_0" not in arrays:
+        # written before the texture / semantic split: one block per region, the same arrays as level 0
+        arrays["means_0"], arrays["precisions_cholesky_0"] = arrays.pop("means"), arrays.pop("precisions_cholesky")
     check_model(uri, meta, arrays)
     cls = ANOMALY_MODELS.get(meta["anomaly_model"])
     return cls.from_arrays(arrays, meta["params"]), meta
