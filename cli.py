@@ -45,7 +45,8 @@ def ray_address_option(fn):
 
 def overwrite_option(fn):
     return click.option("--overwrite", is_flag=True,
-                        help="Empty OUT first: needed to rewrite an output made with other settings.")(fn)
+                        help="Remove what a stage wrote in OUT first (its parts, records, markers; nothing "
+                             "else): needed to rewrite an output made with other settings.")(fn)
 
 
 class PipelineOrder(click.Group):

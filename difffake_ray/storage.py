@@ -25,17 +25,25 @@ def is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
 
+def expand_home(uri: str) -> str:
+    """``~`` and ``~user`` in a local path, expanded: the one place where they are (fsspec would
+    otherwise write to a folder named ``~`` under the working directory)."""
+    import os
+
+    return uri if "://" in uri else os.path.expanduser(uri)
+
+
 def absolute(uri: str) -> str:
     """A local path made absolute (Ray workers do not share the driver's working directory)."""
     import os
 
     if "://" in uri:
         return uri
-    return os.path.abspath(uri)
+    return os.path.abspath(expand_home(uri))
 
 
 def url_to_fs(uri: str) -> Tuple[fsspec.AbstractFileSystem, str]:
-    fs, path = fsspec.core.url_to_fs(uri)
+    fs, path = fsspec.core.url_to_fs(expand_home(uri))
     return fs, path
 
 
@@ -49,7 +57,7 @@ def join(base: str, *parts: str) -> str:
 
 
 def open_uri(uri: str, mode: str = "rb"):
-    return fsspec.open(uri, mode).open()
+    return fsspec.open(expand_home(uri), mode).open()
 
 
 def exists(uri: str) -> bool:

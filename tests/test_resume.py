@@ -106,3 +106,52 @@ def test_extract_rerun_heals_a_missing_video_and_refuses_other_settings(ray_loca
     assert storage.read_parquet_dir(out, columns=["video_id", "frame_index"]).sort_by("video_id").equals(before)
     again = run_extract(manifest, out, other, progress=False, overwrite=True)
     assert again["counts"]["videos"] == {"ok": 4} and verify_output(out)["ok"]
+
+
+def test_overwrite_removes_only_what_a_stage_wrote(tmp_path, capsys):
+    out = tmp_path / "out"
+    with claim(str(out), "score", {"seed": 0}):
+        (out / "dataset=synthetic").mkdir()
+        (out / "dataset=synthetic" / "part-a.parquet").write_bytes(b"rows")
+        (out / DONE_DIR).mkdir()
+        (out / DONE_DIR / "part-a.parquet").write_bytes(b"")
+    (out / "notes.txt").write_text("the user's own file")
+    (out / "holiday.mp4").write_bytes(b"a video")
+    (out / "dataset=synthetic" / "mine.csv").write_text("kept")
+    with claim(str(out), "score", {"seed": 1}, overwrite=True):
+        pass
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert left == ["_settings.json", "dataset=synthetic", "dataset=synthetic/mine.csv", "holiday.mp4", "notes.txt"]
+    assert "kept 3 it did not write" in capsys.readouterr().out
+
+
+def test_an_output_that_is_holds_or_lies_inside_the_input_is_refused_and_nothing_is_touched(corpus, tmp_path):
+    from difffake_ray.pipeline.extract import run_extract
+    from tests.conftest import fast_config
+
+    src = tmp_path / "videos"
+    shutil.copytree(corpus, src)
+    before = sorted(p.name for p in src.rglob("*"))
+    listing = tmp_path / "lists" / "manifest.csv"  # a manifest kept apart from the videos it names
+    listing.parent.mkdir()
+    listing.write_text("video_id,uri\n" + "".join(f"{p.stem},{p}\n" for p in sorted(src.rglob("*.mp4"))))
+    for source, out, how in ((src, src, "is the source"), (src, src / "faces", "lies inside the source"),
+                             (src, tmp_path, "holds the source"), (listing, src / "real", "holds the input video")):
+        with pytest.raises(OutputClaimError, match=how):
+            run_extract(str(source), str(out), fast_config(), progress=False, overwrite=True)
+    assert sorted(p.name for p in src.rglob("*")) == before
+    assert not (src / "faces").exists() and not (src / SETTINGS_FILE).exists()
+
+
+def test_rows_without_a_settings_record_are_not_taken_for_this_runs(tmp_path):
+    out = tmp_path / "out"
+    with claim(str(out), "extract", {"n_frames": 8}):
+        (out / "part-a.parquet").write_bytes(b"rows")
+    (out / SETTINGS_FILE).unlink()
+    with pytest.raises(OutputClaimError, match="holds rows but no _settings.json"):
+        with claim(str(out), "extract", {"n_frames": 16}):
+            pass
+    (out / SETTINGS_FILE).write_text('{"settings": {"n_fr')  # truncated
+    with pytest.raises(OutputClaimError, match=r"_settings.json: unreadable"):
+        with claim(str(out), "extract", {"n_frames": 16}):
+            pass

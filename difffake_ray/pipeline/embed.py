@@ -40,7 +40,7 @@ def run_embed(faces_uri: str, out_uri: str, backbone_uri: str, cfg: Config, prog
     prepare = functools.partial(prepare_crops, spec=InputSpec.from_meta(meta), perturbation=ecfg.perturbation)
     backbone_fingerprint = fingerprint(backbone_uri)
     settings = {"backbone": backbone_fingerprint, "perturbation": ecfg.perturbation}
-    with claim(out_uri, "embed", settings, overwrite):
+    with claim(out_uri, "embed", settings, overwrite, inputs={"faces": faces_uri, "backbone": backbone_uri}):
         with ray_session(cfg.ray):
             map_parts(faces_uri, out_uri,
                       functools.partial(_make_embedder, backbone_uri, ecfg.batch_size, ecfg.amp, ecfg.channels_last,

@@ -23,7 +23,7 @@ from ..config import Config, ExtractConfig
 from ..datasets.manifest import load_manifest
 from ..faces.extractor import FaceExtractor
 from ..runtime import cluster_cpus, ray_session, write_run_record
-from .claim import claim
+from .claim import OutputClaimError, check_apart, claim, overlap_key
 from .common import MANIFEST_RECORD, output_counts, part_name, resume_state, rows_to_dicts, summary_line
 
 
@@ -77,9 +77,22 @@ def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] =
     source, out_uri = storage.absolute(source), storage.absolute(out_uri)
     # a malformed manifest fails here, before any work
     manifest = load_manifest(source, adapter=adapter, split=split, **(adapter_options or {}))
+    check_apart(out_uri, {"source": source})
+    check_videos_apart(out_uri, manifest)
     with claim(out_uri, "extract", extract_settings(cfg.extract), overwrite):
         return _extract(manifest, source, out_uri, cfg, adapter, progress, split, adapter_options, redo_failed,
                         started)
+
+
+def check_videos_apart(out_uri: str, manifest: pa.Table) -> None:
+    """Refuse an output folder that holds one of the manifest's videos (one vectorised pass)."""
+    uris = manifest["uri"]
+    for prefix in {storage.absolute(out_uri).rstrip("/"), overlap_key(out_uri)}:
+        inside = pc.or_(pc.equal(uris, prefix), pc.starts_with(uris, prefix + "/"))
+        if pc.any(inside).as_py():
+            first = uris.filter(inside)[0].as_py()
+            raise OutputClaimError(f"{out_uri} holds the input video {first}: write the output to a folder of its "
+                                   f"own, apart from the videos")
 
 
 def _extract(manifest: pa.Table, source: str, out_uri: str, cfg: Config, adapter, progress, split, adapter_options,

@@ -40,7 +40,7 @@ def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress:
     s = cfg.score
     settings = {"model": model_fingerprint(model_uri), "pairs_per_video": s.pairs_per_video,
                 "min_frame_gap": s.min_frame_gap, "seed": s.seed}
-    with claim(out_uri, "score", settings, overwrite):
+    with claim(out_uri, "score", settings, overwrite, inputs={"embeddings": emb_uri, "model": model_uri}):
         with ray_session(cfg.ray):
             map_parts(emb_uri, out_uri, functools.partial(_make_scorer, model_uri, s.pairs_per_video, s.min_frame_gap,
                                                           s.seed),
