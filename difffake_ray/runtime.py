@@ -34,11 +34,11 @@ def init_ray(ray_cfg: RayConfig) -> bool:
     else:
         # "local" always starts a fresh instance: a stale ray_current_cluster file from an earlier
         # run would otherwise make ray.init() try to attach to a dead head and hang.
-        # Loopback only: a local run opens no port that another machine can reach.
+        loopback_only()
         # No dashboard: on a small machine its processes cost a training step up to a quarter of
         # its speed (bench/train.py --dashboard). Its state API is then absent, which Ray Train's
         # placement-group cleaner reports every second: quiet_local_workers silences that.
-        kwargs.update(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
+        kwargs.update(address="local", include_dashboard=False,
                       runtime_env={"worker_process_setup_hook": "difffake_ray.runtime.quiet_local_workers",
                                    "env_vars": {"DIFFFAKE_VERBOSE": "1" if is_verbose() else "0"}})
         if ray_cfg.num_cpus:
@@ -47,6 +47,31 @@ def init_ray(ray_cfg: RayConfig) -> bool:
             kwargs["num_gpus"] = ray_cfg.num_gpus
     ray.init(**kwargs)
     return True
+
+
+# Ray's own switch for a single-machine Ray (its default on macOS and Windows): the node's address
+# is the loopback one, and every process of the local Ray (GCS, raylet, agents, workers) binds it.
+# ray.init(_node_ip_address="127.0.0.1") does not do this: Ray swaps a loopback address for the
+# machine's, and its servers then listen on every interface.
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def loopback_only() -> None:
+    """Make the local Ray about to start reachable from this machine only: for this process (Ray
+    reads the constant when it starts its node) and for the processes it starts (environment)."""
+    from ray._private import ray_constants
+
+    os.environ[SINGLE_MACHINE_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def cluster_addressing() -> None:
+    """Undo ``loopback_only`` once the local Ray is down: a later attach to a cluster from this
+    process must report the machine's address, not the loopback one."""
+    from ray._private import ray_constants
+
+    os.environ.pop(SINGLE_MACHINE_ENV, None)
+    ray_constants.ENABLE_RAY_CLUSTER = ray_constants.env_bool(SINGLE_MACHINE_ENV, not ray_constants.IS_WINDOWS_OR_OSX)
 
 
 def quiet_local_workers() -> None:
@@ -294,6 +319,8 @@ def ray_session(ray_cfg: RayConfig) -> Iterator[None]:
         finally:
             if started:
                 ray.shutdown()  # a driver's disconnect when attached; the local instance's end otherwise
+                if local:
+                    cluster_addressing()
             if record:
                 with contextlib.suppress(OSError):
                     os.remove(record)
