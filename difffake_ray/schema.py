@@ -20,6 +20,10 @@ UNREADABLE = "unreadable"  # exists but cannot be opened/decoded as a video
 NO_FRAMES = "no_frames"  # opens, but holds no decodable frame
 NO_FACE = "no_face"  # frames decoded, no face found in any of them
 TOO_FEW_FACES = "too_few_faces"  # scoring: fewer than two usable faces, cannot pair
+# scoring: a score, but too little evidence for a verdict (fewer usable faces than score.min_faces in
+# every face track); the score is kept for inspection, never taken as a verdict or counted in an AUC
+LOW_EVIDENCE = "low_evidence"
+STATIC = "static"  # scoring: every face track long enough is still (a photo, a looped still image)
 EMBED_ERROR = "embed_error"  # a stored crop could not be decoded/embedded
 ERROR = "error"  # anything unexpected, with the exception text
 
@@ -53,6 +57,14 @@ FACES_SCHEMA = pa.schema(
     + [
         # null for a video-level failure row (the video yielded no frames at all)
         pa.field("frame_index", pa.int32()),
+        # the face track of the video this face belongs to (0, 1, ... by first appearance): a frame
+        # holds one row per tracked face. Null on a frame without a face; files written before
+        # tracks have none, and read as track 0
+        pa.field("track", pa.int16()),
+        # how much the face's window changed since the previous sampled frame: mean absolute
+        # difference in grey levels (0-255) at the same place; null on a video's first frame. A
+        # still face (a poster, a looped photo) stays near 0 where a live one does not
+        pa.field("motion", pa.float32()),
         pa.field("timestamp", pa.float64()),
         pa.field("video_frame_count", pa.int32()),
         pa.field("frame_width", pa.int32()),
@@ -68,7 +80,10 @@ FACES_SCHEMA = pa.schema(
     ]
 )
 
-EMBEDDINGS_KEY_COLUMNS = MANIFEST_COLUMNS + ["video_status", "status", "error", "frame_index"]
+# Columns added after files were first written: a file without one reads it as nulls
+LATER_FIELDS = {c: FACES_SCHEMA.field(c) for c in ("track", "motion")}
+
+EMBEDDINGS_KEY_COLUMNS = MANIFEST_COLUMNS + ["video_status", "status", "error", "frame_index", "track", "motion"]
 
 
 def embeddings_schema(dim: int) -> pa.Schema:
@@ -77,6 +92,8 @@ def embeddings_schema(dim: int) -> pa.Schema:
         + _VIDEO_STATUS_FIELDS
         + [
             pa.field("frame_index", pa.int32()),
+            pa.field("track", pa.int16()),
+            pa.field("motion", pa.float32()),
             pa.field("embedding", pa.list_(pa.float32(), dim)),
         ]
     )
@@ -90,8 +107,12 @@ SCORES_SCHEMA = pa.schema(
         # mean score of the video's pairs (log-likelihood, or regional_gmm's z-score); higher = more
         # real. Null when not scorable.
         pa.field("score", pa.float64()),
+        # of the face track the score comes from (the video's most anomalous one)
         pa.field("n_faces", pa.int32()),
         pa.field("n_pairs", pa.int32()),
+        pa.field("track", pa.int16()),
+        # face tracks long enough to be scored (score.min_faces usable faces, not still)
+        pa.field("n_tracks", pa.int32()),
         pa.field("min_pair_score", pa.float64()),
         pa.field("median_pair_score", pa.float64()),
     ]

@@ -75,6 +75,26 @@ def read_bytes(uri: str) -> bytes:
     return fs.cat_file(path)
 
 
+class TooLargeError(ValueError):
+    """A file larger than what it should hold: never read on (a link to /dev/zero, an endless body)."""
+
+
+def read_bytes_at_most(uri: str, limit: int) -> bytes:
+    """The bytes of ``uri``, read in chunks and refused past ``limit``: a file that claims no size
+    or lies about it (a device, a stream) cannot make the reader hold more than that."""
+    chunks, total = [], 0
+    with open_uri(uri, "rb") as fh:
+        while True:
+            chunk = fh.read(min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise TooLargeError(f"{uri}: larger than the {limit} bytes it should hold; not read on")
+    return b"".join(chunks)
+
+
 def _with_protocol(fs: fsspec.AbstractFileSystem, path: str, like: str) -> str:
     if "://" in like:
         return fs.unstrip_protocol(path)
@@ -142,11 +162,20 @@ def list_data_files(dir_uri: str, suffix: str = ".parquet") -> List[str]:
 
 def read_parquet_files(files: Iterable[str], columns: Optional[List[str]] = None,
                        schema: Optional[pa.Schema] = None) -> pa.Table:
+    from .schema import LATER_FIELDS
+
     tables = []
     for f in files:
         fs, path = url_to_fs(f)
         with fs.open(path, "rb") as fh:
-            t = pq.read_table(fh, columns=columns)
+            later = []
+            if columns is not None:  # a column added after the file was written reads as nulls
+                present = set(pq.ParquetFile(fh).schema_arrow.names)
+                later = [c for c in columns if c not in present and c in LATER_FIELDS]
+                fh.seek(0)
+            t = pq.read_table(fh, columns=[c for c in columns if c not in later] if later else columns)
+            for c in later:
+                t = t.add_column(columns.index(c), LATER_FIELDS[c], pa.nulls(t.num_rows, LATER_FIELDS[c].type))
         if schema is not None:
             t = t.select([n for n in schema.names if n in t.column_names])
             target = pa.schema([schema.field(n) for n in t.column_names])

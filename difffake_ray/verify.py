@@ -42,8 +42,10 @@ def _scan_output(out_uri: str, stage: str, status_column: str) -> Tuple[Dict[str
     duplicated frame can only sit inside one part (``storage.scan_parts`` gives each part whole),
     and a video in two parts shows in ``homes``. An unreadable part stops the fast scan; the
     slow path then reads part by part to name every bad file."""
-    cols = ["video_id", status_column] + ([] if stage == "score" else ["frame_index"])
-    keys = ["video_id"] if stage == "score" else ["video_id", "frame_index"]
+    # a frame holds a row per face track (files written before tracks: one row per frame)
+    tracked = stage != "score" and "track" in storage.parquet_dataset(out_uri).schema.names
+    keys = ["video_id"] if stage == "score" else ["video_id", "frame_index"] + (["track"] if tracked else [])
+    cols = ["video_id", status_column] + keys[1:]
     homes: Dict[str, str] = {}
     statuses: Dict[str, str] = {}
     problems: List[str] = []

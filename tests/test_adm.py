@@ -98,9 +98,9 @@ def test_a_model_file_that_does_not_fit_fails_at_load(tmp_path):
 
 
 def _emb_rows(video, n_frames, dim=16, status="ok", label="real"):
-    from difffake_ray.adm.pairs import video_seed
+    import zlib
 
-    r = np.random.default_rng(video_seed(video))  # stable across processes, unlike hash()
+    r = np.random.default_rng(zlib.crc32(video.encode()))  # stable across processes, unlike hash()
     return [dict(video_id=video, uri="u", label=label, dataset="d", method="m", split="test", video_status=status,
                  status="ok" if status == "ok" else status, error=None if status == "ok" else "bad",
                  frame_index=i * 3 if status == "ok" else None,
@@ -124,12 +124,12 @@ def test_video_score_is_mean_of_pair_scores_and_statuses(fitted_gmm):
     assert out["v3"]["status"] == "unreadable" and out["v3"]["score"] is None
     v1 = out["v1"]
     assert v1["status"] == "ok" and v1["n_faces"] == 12 and v1["n_pairs"] == 30
-    # recompute: the same pairs (seeded by video_id) and their mean log-likelihood
-    from difffake_ray.score import video_pairs
+    # recompute: the same pairs (seeded by the frame numbers) and their mean log-likelihood
+    from difffake_ray.score import track_pairs
 
     emb = np.array([r["embedding"] for r in rows if r["video_id"] == "v1"])
     frames = [r["frame_index"] for r in rows if r["video_id"] == "v1"]
-    p = video_pairs("v1", frames, 30, 3, 0)
+    p = track_pairs(frames, 30, 3, 0)
     s = model.score_samples(combine_pairs("sub2", emb[p[:, 0]], emb[p[:, 1]], False))
     assert v1["score"] == pytest.approx(s.mean()) and v1["min_pair_score"] == pytest.approx(s.min())
     again = score_videos(_table(rows), model, meta, 30, 3, 0)
@@ -322,10 +322,10 @@ def test_regional_gmm_round_trips_without_pickle_and_scores_videos_through_score
     meta = {"combination": "sub2", "l2_normalize": False, "embedding_dim": regions * width}
     rows = _emb_rows("v1", 10, dim=regions * width)
     row = score_videos(_table(rows, dim=regions * width), back, meta, n_pairs=30, min_gap=2, seed=0)[0]
-    from difffake_ray.score import video_pairs
+    from difffake_ray.score import track_pairs
 
     emb = np.array([r["embedding"] for r in rows])
-    p = video_pairs("v1", [r["frame_index"] for r in rows], 30, 2, 0)
+    p = track_pairs([r["frame_index"] for r in rows], 30, 2, 0)
     pairs = combine_pairs("sub2", emb[p[:, 0]], emb[p[:, 1]], False)
     ll = back.block_log_likelihoods(pairs).mean(axis=0)
     z = (ll - back.loc_) / back.spread_

@@ -76,3 +76,26 @@ def test_a_section_rebuilt_from_a_dict_is_checked_too():
         TrainConfig(batch_size=1)
     for name in ("configs/default.yaml", "configs/cpu.yaml", "configs/demo.yaml"):
         load_config(name)  # every shipped config passes
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path):
+    bomb = tmp_path / "bomb.yaml"  # 9^8 strings from a few hundred bytes, if aliases were expanded
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 8)]
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"bomb.yaml: YAML alias \*a0 at line 2: aliases are not accepted"):
+        load_config(str(bomb))
+    with pytest.raises(ConfigError, match="aliases are not accepted"):
+        load_config(None, ["train.epochs=*x"])
+
+
+@pytest.mark.parametrize("extends, message", [
+    ("loop.yaml", r"extends makes a loop"),
+    ("[1, 2]", r"extends must name a file, got \[1, 2\]"),
+    ("sub", r"sub is a folder, not a YAML file"),
+])
+def test_extends_loops_folders_and_non_strings_fail_in_one_line(tmp_path, extends, message):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "loop.yaml").write_text(f"extends: {extends}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(tmp_path / "loop.yaml"))

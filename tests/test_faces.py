@@ -153,18 +153,23 @@ def test_face_tracking_searches_near_the_last_face_and_finds_the_same_face(monke
         return real_detect_near(detector, image, box)
 
     monkeypatch.setattr(extractor_module, "detect_near", counting)
-    tracked = FaceExtractor(ExtractConfig(track_faces=True))
+    tracked = FaceExtractor(ExtractConfig(track_faces=True, full_search_every=1000))
     full = FaceExtractor(ExtractConfig(track_faces=False))
-    boxes_t = [tracked.face_fields(f).get("box") for f in frames]
+
+    def first_box(extractor, frame):
+        faces = extractor.faces_of(frame)
+        return faces[0]["box"] if faces else None
+
+    boxes_t = [first_box(tracked, f) for f in frames]
     n_tracked_calls = len(calls)
-    boxes_f = [full.face_fields(f).get("box") for f in frames]
+    boxes_f = [first_box(full, f) for f in frames]
     assert len(calls) == n_tracked_calls  # the untracked extractor never searched locally
     found = [(a, b) for a, b in zip(boxes_t, boxes_f) if a is not None and b is not None]
     assert n_tracked_calls >= len(found) - 1 >= 5
     assert all(_iou(a, b) > 0.6 for a, b in found)
     # a frame with no face nearby: the local search finds nothing, the full search still runs
-    tracked._previous_box = np.array([0, 0, 40, 40])
-    assert tracked.face_fields(frames[0])["status"] == schema.FRAME_OK
+    tracked._tracks.last_box = [np.array([0, 0, 40, 40])]
+    assert [f["status"] for f in tracked.faces_of(frames[0])] == [schema.FRAME_OK]
 
 
 def test_no_face_says_when_the_file_has_other_video_streams(tmp_path):
@@ -188,3 +193,34 @@ def test_no_face_says_when_the_file_has_other_video_streams(tmp_path):
     rows = FaceExtractor(ExtractConfig(n_frames=4)).extract(dict(video_id="v", uri=path, label="real"))
     assert rows[0]["video_status"] == "no_face"
     assert rows[0]["error"].endswith("of its first video stream (the file has 2; the others are not read)")
+
+
+def test_a_poster_beside_a_person_is_a_track_of_its_own_and_still(tmp_path):
+    """A live face on the left and a larger photo of another face on the right: each frame's two
+    faces go to the same two tracks throughout, the photo's measured as still, the live one not."""
+    import cv2
+
+    from difffake_ray.datasets.synthetic import render_real, write_video
+
+    live = render_real(np.random.default_rng(7), 640, 360, 40)
+    photo = cv2.resize(render_real(np.random.default_rng(8), 640, 360, 1)[0][40:320, 180:460], (420, 420))
+    frames = []
+    for f in live:
+        canvas = np.zeros((480, 1080, 3), np.uint8)
+        canvas[:360, :640], canvas[40:460, 640:1060] = f, photo
+        frames.append(canvas)
+    path = str(tmp_path / "poster.mp4")
+    write_video(frames, path)
+    rows = FaceExtractor(ExtractConfig(n_frames=10)).extract(dict(video_id="v", uri=path, label="real"))
+    faces = [r for r in rows if r["status"] == schema.FRAME_OK]
+    by_track = {}
+    for r in faces:
+        by_track.setdefault(r["track"], []).append(r)
+    long_tracks = {t: rs for t, rs in by_track.items() if len(rs) >= 8}
+    assert len(long_tracks) == 2, {t: len(rs) for t, rs in by_track.items()}
+    side = {t: np.median([r["box"][0] + r["box"][2] / 2 for r in rs]) > 640 for t, rs in long_tracks.items()}
+    for t, rs in long_tracks.items():  # a track stays on its side of the frame
+        assert all((r["box"][0] + r["box"][2] / 2 > 640) == side[t] for r in rs)
+        assert len({r["frame_index"] for r in rs}) == len(rs)  # one face of a track per frame
+        motion = np.median([r["motion"] for r in rs if r["motion"] is not None])
+        assert (motion < 0.5) if side[t] else (motion > 2.0), (t, motion)

@@ -227,7 +227,8 @@ def test_verify_finds_a_duplicated_frame_and_names_an_unreadable_part(faces, tmp
     t = pq.read_table(parts[0])
     pq.write_table(pa.concat_tables([t, t.slice(0, 1)]), parts[0])  # one frame twice, same part
     report = verify_output(out)
-    assert any(p.endswith("1 duplicated frames, e.g. " + str((t["video_id"][0].as_py(), t["frame_index"][0].as_py())))
+    assert any(p.endswith("1 duplicated frames, e.g. " + str((t["video_id"][0].as_py(), t["frame_index"][0].as_py(),
+                                                          t["track"][0].as_py())))
                for p in report["problems"]), report["problems"]
     with open(parts[1], "r+b") as fh:  # truncated: the Parquet footer is gone
         fh.truncate(100)

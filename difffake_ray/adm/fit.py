@@ -45,7 +45,7 @@ def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap
     the driver's memory is set by ``max_pairs``, not by the corpus."""
     import pyarrow.dataset as pads
 
-    from ..score import frames_by_video, video_pairs
+    from ..score import track_pairs, tracks_by_video
 
     filt = _real_faces(split)
     if max_pairs is not None and combination != "single":  # single frames are capped below, as pairs are
@@ -54,21 +54,25 @@ def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap
         if len(videos) > max_videos:  # read a seeded sample of videos, enough for max_pairs pairs
             pick = np.random.default_rng(seed).choice(len(videos), size=max_videos, replace=False)
             filt = filt & pads.field("video_id").isin(sorted(videos[i] for i in pick))
-    batches = list(storage.scan_batches(emb_uri, ["video_id", "status", "frame_index", "embedding"], filter=filt))
+    present = storage.parquet_dataset(emb_uri).schema.names  # files written before tracks have neither
+    columns = ["video_id", "status", "frame_index", "embedding"] + [c for c in ("track", "motion") if c in present]
+    batches = list(storage.scan_batches(emb_uri, columns, filter=filt))
     if not batches:
         raise ValueError(f"{emb_uri}: no real video of split {split!r} has two usable faces to pair")
-    faces = frames_by_video(pa.Table.from_batches(batches))
+    videos = tracks_by_video(pa.Table.from_batches(batches))
     del batches
     feats, owners = [], []
-    for vid, (frames, emb) in sorted(faces.items()):
-        if len(frames) < 2:
-            continue
-        if combination == "single":  # the single-frame baseline: every frame on its own
-            feats.append(combine_pairs("single", emb, emb, l2_normalize))
-        else:
-            pairs = video_pairs(vid, frames, n_pairs, min_gap, seed)
-            feats.append(combine_pairs(combination, emb[pairs[:, 0]], emb[pairs[:, 1]], l2_normalize))
-        owners.append(np.full(len(feats[-1]), vid, dtype=object))
+    for vid, tracks in sorted(videos.items()):
+        for _, track in sorted(tracks.items()):  # every moving face track of a real video is real
+            frames, emb = track.frames, track.embeddings
+            if len(frames) < 2 or track.still:  # a still face is never scored: not fitted either
+                continue
+            if combination == "single":  # the single-frame baseline: every frame on its own
+                feats.append(combine_pairs("single", emb, emb, l2_normalize))
+            else:
+                pairs = track_pairs(frames, n_pairs, min_gap, seed)
+                feats.append(combine_pairs(combination, emb[pairs[:, 0]], emb[pairs[:, 1]], l2_normalize))
+            owners.append(np.full(len(feats[-1]), vid, dtype=object))
     if not feats:
         raise ValueError(f"{emb_uri}: no real video of split {split!r} has two usable faces to pair")
     X, who = np.concatenate(feats), np.concatenate(owners)

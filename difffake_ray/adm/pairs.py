@@ -7,9 +7,12 @@ import hashlib
 import numpy as np
 
 
-def video_seed(video_id: str, seed: int = 0) -> int:
-    """A stable per-video seed (Python's hash() is salted per process)."""
-    h = hashlib.sha256(f"{seed}:{video_id}".encode("utf-8")).digest()
+def pair_seed(frame_indices: np.ndarray, seed: int = 0) -> int:
+    """A pair draw's seed from the frame numbers of the faces it draws from and the config's seed:
+    stable across processes (unlike hash()) and free of any name, so renaming a file or reading it
+    in another path never changes which pairs are scored."""
+    frames = np.ascontiguousarray(np.asarray(frame_indices, dtype=np.int64))
+    h = hashlib.sha256(int(seed).to_bytes(8, "little", signed=True) + frames.tobytes()).digest()
     return int.from_bytes(h[:8], "little")
 
 

@@ -105,15 +105,26 @@ def detect_near(detector, image_rgb: np.ndarray, box, region_scale: float = 2.2,
     return np.round(boxes).astype(np.int32)
 
 
+def face_sizes(boxes: np.ndarray, by: str = "area") -> np.ndarray:
+    """The size of each box of (N, 4) x, y, w, h: by area (paper) or by w + h (reference code)."""
+    boxes = np.asarray(boxes)
+    if by == "area":
+        return boxes[:, 2].astype(np.int64) * boxes[:, 3]
+    if by == "sum":
+        return boxes[:, 2].astype(np.int64) + boxes[:, 3]
+    raise ValueError(f"largest_by must be 'area' or 'sum', got {by!r}")
+
+
 def largest_face(boxes: np.ndarray, by: str = "area") -> Optional[np.ndarray]:
     """The largest box of (N, 4) x, y, w, h: by area (paper) or by w + h (reference code)."""
     if boxes is None or len(boxes) == 0:
         return None
+    return np.asarray(boxes)[int(np.argmax(face_sizes(boxes, by)))]
+
+
+def largest_faces(boxes: np.ndarray, n: int, by: str = "area") -> np.ndarray:
+    """The ``n`` largest boxes of (N, 4), largest first."""
+    if boxes is None or len(boxes) == 0:
+        return np.zeros((0, 4), dtype=np.int32)
     boxes = np.asarray(boxes)
-    if by == "area":
-        key = boxes[:, 2].astype(np.int64) * boxes[:, 3]
-    elif by == "sum":
-        key = boxes[:, 2].astype(np.int64) + boxes[:, 3]
-    else:
-        raise ValueError(f"largest_by must be 'area' or 'sum', got {by!r}")
-    return boxes[int(np.argmax(key))]
+    return boxes[np.argsort(-face_sizes(boxes, by), kind="stable")[:n]]

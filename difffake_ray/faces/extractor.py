@@ -2,8 +2,9 @@
 
 Every video yields at least one row. A video-level fault (missing file, unreadable, no frames)
 gives one row with ``frame_index`` null and the fault as ``status``/``error``; otherwise there is
-one row per sampled frame, ``status`` ``ok`` or ``no_face``, and ``video_status`` says whether the
-video had any face at all.
+one row per face of each sampled frame, with its face track (``faces/tracking.py``), or one
+``no_face`` row for a frame without a face, and ``video_status`` says whether the video had any
+face at all.
 """
 
 from __future__ import annotations
@@ -17,13 +18,42 @@ from .. import schema
 from ..config import ExtractConfig
 from .codec import encode_image
 from .crop import crop_face, crop_window, to_crop_coordinates
-from .detectors import create_detector, detect_near, largest_face
+from .detectors import create_detector, detect_near, largest_faces
 from .landmarkers import create_landmarker
+from .tracking import FaceTracks, continues
 from .video import VideoError, read_sampled_frames
 
 
 def _manifest_part(row: Mapping[str, Any]) -> Dict[str, Any]:
     return {c: row.get(c) for c in schema.MANIFEST_COLUMNS}
+
+
+MOTION_SIDE = 320  # motion is measured on frames scaled to this longest side: compression noise averages out
+
+
+def motion_frame(image: np.ndarray):
+    """-> (the frame, grey and at most MOTION_SIDE a side, as float32; its scale from the frame)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, MOTION_SIDE / max(h, w))
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return grey.astype(np.float32), scale
+
+
+def window_motion(previous: Optional[np.ndarray], current: np.ndarray, box) -> Optional[float]:
+    """Mean absolute grey-level difference of two frames inside ``box`` (x, y, w, h, in their
+    pixels); None without a previous frame of the same size or for an empty window."""
+    if previous is None or previous.shape != current.shape:
+        return None
+    x, y, w, h = (float(v) for v in box)
+    x0, y0 = max(0, int(x)), max(0, int(y))
+    x1, y1 = min(current.shape[1], int(np.ceil(x + w))), min(current.shape[0], int(np.ceil(y + h)))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return float(np.mean(np.abs(current[y0:y1, x0:x1] - previous[y0:y1, x0:x1])))
 
 
 def video_failure_row(row: Mapping[str, Any], status: str, error: str) -> Dict[str, Any]:
@@ -46,34 +76,37 @@ class FaceExtractor:
             min_face_fraction=cfg.min_face_fraction,
         )
         self.landmarker = create_landmarker(cfg.landmarker, model_path=cfg.lbf_model_path)
-        # the face box of the previous sampled frame of the current video (search prior)
-        self._previous_box = None
+        self._tracks = FaceTracks(cfg.max_faces)  # the faces of the current video, by track
+        self._frames_seen = 0
+        self._previous_grey = None  # the previous sampled frame, small and grey: what motion compares
 
     def extract(self, row: Mapping[str, Any]) -> List[Dict[str, Any]]:
         uri = row.get("uri")
         base = _manifest_part(row)
-        self._previous_box = None
+        self._tracks, self._frames_seen, self._previous_grey = FaceTracks(self.cfg.max_faces), 0, None
 
-        def frame_row(frame) -> Dict[str, Any]:
-            """One sampled frame -> its row; the decoded frame is not kept (memory: one frame)."""
+        def frame_rows(frame) -> List[Dict[str, Any]]:
+            """One sampled frame -> a row per tracked face (one no_face row when it has none); the
+            decoded frame is not kept (memory: one frame)."""
             out = schema.empty_row(schema.FACES_SCHEMA)
             out.update(base)
             out.update(frame_index=frame.index, timestamp=frame.timestamp,
                        frame_width=int(frame.image.shape[1]), frame_height=int(frame.image.shape[0]))
             try:
-                out.update(self.face_fields(frame.image))
+                faces = self.faces_of(frame.image)
             except Exception as exc:  # noqa: BLE001 - one bad frame is recorded, not fatal
-                out.update(status=schema.FRAME_NO_FACE, error=f"frame {frame.index}: {exc!r}")
-            return out
+                return [dict(out, status=schema.FRAME_NO_FACE, error=f"frame {frame.index}: {exc!r}")]
+            return [dict(out, **fields) for fields in faces] or [dict(out, status=schema.FRAME_NO_FACE)]
 
         try:
-            info, rows = read_sampled_frames(
-                uri, self.cfg.n_frames, self.cfg.frame_sampling, self.cfg.decode_threads, handle=frame_row
+            info, per_frame = read_sampled_frames(
+                uri, self.cfg.n_frames, self.cfg.frame_sampling, self.cfg.decode_threads, handle=frame_rows
             )
         except VideoError as exc:
             return [video_failure_row(row, exc.status, str(exc))]
         except Exception as exc:  # noqa: BLE001 - a per-video fault must not end the job
             return [video_failure_row(row, schema.ERROR, f"{uri}: {exc!r}\n{traceback.format_exc(limit=3)}")]
+        rows = [r for frame in per_frame for r in frame]
         for r in rows:
             r["video_frame_count"] = info.frame_count
 
@@ -84,24 +117,47 @@ class FaceExtractor:
             if not any_face and r["error"] is None:
                 others = (f" of its first video stream (the file has {info.video_streams}; the others are not read)"
                           if info.video_streams > 1 else "")
-                r["error"] = f"{uri}: no face found in any of {len(rows)} sampled frames{others}"
+                r["error"] = f"{uri}: no face found in any of {len(per_frame)} sampled frames{others}"
         return rows
 
-    def face_fields(self, image: np.ndarray) -> Dict[str, Any]:
-        """Detect, landmark and crop the largest face of one RGB frame."""
-        box = None
-        previous = self._previous_box
-        if self.cfg.track_faces and previous is not None and hasattr(self.detector, "classifier"):
-            box = largest_face(detect_near(self.detector, image, previous), by=self.cfg.largest_by)
-        if box is None:
-            box = largest_face(self.detector.detect(image), by=self.cfg.largest_by)
-        self._previous_box = box
-        if box is None:
-            return {"status": schema.FRAME_NO_FACE}
+    def face_boxes(self, image: np.ndarray) -> np.ndarray:
+        """The boxes (N, 4) of one frame's faces, at most ``max_faces``. Between full searches
+        (every ``full_search_every`` sampled frames), each track is looked for near where it was;
+        a track not found there, or a detector that cannot search a window, means a full search."""
+        cfg = self.cfg
+        full = (not cfg.track_faces or not self._tracks.last_box or not hasattr(self.detector, "classifier")
+                or self._frames_seen % cfg.full_search_every == 0)
+        self._frames_seen += 1
+        if not full:
+            found = []
+            for last in self._tracks.last_box:
+                near = detect_near(self.detector, image, last)
+                best = max(near, key=lambda b: continues(last, b), default=None)
+                if best is None or continues(last, best) == 0:
+                    full = True  # a face left, or moved out of its window: search the whole frame
+                    break
+                found.append(best)
+            if not full:
+                return np.asarray(found)
+        return largest_faces(self.detector.detect(image), cfg.max_faces, by=cfg.largest_by)
+
+    def faces_of(self, image: np.ndarray) -> List[Dict[str, Any]]:
+        """The face fields of one RGB frame: a dict per tracked face, with its track."""
+        grey, scale = motion_frame(image)
+        out = []
+        for track, box in self._tracks.link(self.face_boxes(image)):
+            fields = self.face_fields(image, box)
+            if fields is not None:
+                out.append(dict(fields, track=track, motion=window_motion(self._previous_grey, grey, box * scale)))
+        self._previous_grey = grey
+        return out
+
+    def face_fields(self, image: np.ndarray, box: np.ndarray) -> Optional[Dict[str, Any]]:
+        """Landmarks and crop of one face box of one RGB frame (None for a degenerate box)."""
         height, width = image.shape[:2]
         window = crop_window(box, self.cfg.crop_scale, width, height)
         if window[2] - window[0] < 2 or window[3] - window[1] < 2:
-            return {"status": schema.FRAME_NO_FACE, "error": f"degenerate face box {box.tolist()}"}
+            return None
         points = self.landmarker.predict(image, box)
         crop = crop_face(image, window, self.cfg.crop_size)
         landmarks = to_crop_coordinates(points, window, self.cfg.crop_size)
@@ -113,8 +169,3 @@ class FaceExtractor:
             "crop": encode_image(crop, self.cfg.image_format, self.cfg.jpeg_quality),
             "crop_format": self.cfg.image_format,
         }
-
-
-def extract_video(row: Mapping[str, Any], cfg: Optional[ExtractConfig] = None) -> List[Dict[str, Any]]:
-    """Convenience for one-off use; pipelines keep one FaceExtractor per worker."""
-    return FaceExtractor(cfg or ExtractConfig()).extract(row)
