@@ -420,13 +420,19 @@ def run_all_cmd(ctx, config_file, overwrite):
 @click.argument("out")
 @click.option("--calibrate", "calibrate_uri", default=None, metavar="EMB",
               help="Embeddings whose real videos neither model saw set the thresholds (and labelled fakes the AUC).")
+@click.option("--allow-unrecorded", is_flag=True,
+              help="Bundle parts without the run records that say which backbone made the embeddings and which "
+                   "videos each model saw (refused by default: calibration could count those as held out).")
 @click.pass_context
-def bundle_cmd(ctx, backbone_uri, model_uri, out, calibrate_uri):
-    """Pack BACKBONE_URI (best.pt) and MODEL_URI (fit's folder) into a detector bundle OUT."""
+def bundle_cmd(ctx, backbone_uri, model_uri, out, calibrate_uri, allow_unrecorded):
+    """Pack BACKBONE_URI (best.pt) and MODEL_URI (fit's folder) into a detector bundle OUT.
+
+    The parts must belong together: the anomaly model fitted on this backbone's embeddings, the
+    calibration embeddings made by it (checked by fingerprint)."""
     from difffake_ray.pipeline.detect import run_bundle
 
     try:
-        run_bundle(backbone_uri, model_uri, out, _load(ctx), calibrate_uri)
+        run_bundle(backbone_uri, model_uri, out, _load(ctx), calibrate_uri, allow_unrecorded=allow_unrecorded)
     except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
 
@@ -439,24 +445,40 @@ def bundle_cmd(ctx, backbone_uri, model_uri, out, calibrate_uri):
 @click.option("--report", "report_dir", default=None, help="Write per video its most anomalous pairs and a timeline.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input video, on one line each.")
 def detect_cmd(videos, detector_uri, fpr, report_dir, as_json):
-    """One or more videos -> score, real-percentile, verdict and status, in this process (no Ray)."""
+    """One or more videos -> score, real-percentile, verdict and status, in this process (no Ray).
+
+    \b
+    Exit status: 0 every video has a result (a verdict, or low_evidence / static: a score that
+    is no verdict); 1 some video could not be scored (missing, unreadable, no face, ...; each
+    named in its line); 2 a bad bundle, option or report folder, before any video; 130 / 143
+    interrupted.
+    """
     import json
 
-    from difffake_ray.pipeline.detect import iter_detect
+    from difffake_ray.pipeline.detect import NO_VERDICT, iter_detect
+    from difffake_ray.text import printable
 
+    failed = 0
     try:
         for r in iter_detect(videos, detector_uri, fpr, report_dir):  # each verdict as soon as it is ready
+            note = f" [{r['calibration_note']}]" if r.get("calibration_note") else ""
+            failed += r["status"] != "ok" and r["status"] not in NO_VERDICT
             if as_json:
-                click.echo(json.dumps(r))
-            elif r["status"] != "ok":
-                click.echo(f"{r['video']}: {r['status']}: {r['error']}")
-            else:
+                line = json.dumps(r)
+            elif r["status"] == "ok":
                 pct = f", real-percentile {r['real_percentile']:.1f}" if r["real_percentile"] is not None else ""
-                click.echo(f"{r['video']}: {(r['verdict'] or 'uncalibrated').upper()} score {r['score']:.2f}{pct} "
-                           f"({r['n_pairs']} pairs of {r['n_faces']} faces; {sum(r['seconds'].values()):.1f} s)")
+                line = (f"{r['video']}: {(r['verdict'] or 'uncalibrated').upper()} score {r['score']:.2f}{pct} "
+                        f"({r['n_pairs']} pairs of {r['n_faces']} faces; {r['n_tracks']} face track(s) scored; "
+                        f"{sum(r['seconds'].values()):.1f} s){note}")
+            elif r["status"] in NO_VERDICT:
+                line = f"{r['video']}: NO VERDICT ({r['status']}) score {r['score']:.2f}: {r['error']}"
+            else:
+                line = f"{r['video']}: {r['status']}: {r['error']}"
+            click.echo(line if as_json else printable(line))
             sys.stdout.flush()
     except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
+    sys.exit(1 if failed else 0)
 
 
 @main.command("verify")

@@ -15,16 +15,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import sys
 from typing import Any, Dict, Optional
 
 import numpy as np
 
 from . import storage
-from .config import Config, ExtractConfig
+from .config import Config, ExtractConfig, ScoreConfig
 
 BUNDLE_FORMAT = "difffake-detector-v1"
 BACKBONE_FILE, BUNDLE_FILE = "backbone.pt", "bundle.json"
+MAX_BUNDLE_JSON_BYTES = 16 << 20  # bundle.json is ~100 KB: a larger one is not read on
+SELF_HASH = "bundle_sha256"  # bundle.json's hash of its own other fields: an edited threshold shows
+MIN_CALIBRATION_REALS = 20  # fewer, and every verdict says its threshold rests on too few videos
 
 
 class BundleError(ValueError):
@@ -35,9 +39,16 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def self_hash(manifest: Dict[str, Any]) -> str:
+    """The SHA-256 of bundle.json's fields other than its own hash, in canonical JSON."""
+    body = {k: v for k, v in manifest.items() if k != SELF_HASH}
+    return _sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8"))
+
+
 def write_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
                  calibration: Optional[Dict[str, Any]] = None, card: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Copy the backbone and the anomaly model into ``out_uri`` with ``bundle.json``."""
+    """Copy the backbone and the anomaly model into ``out_uri`` with ``bundle.json``. The caller
+    (``pipeline.detect.run_bundle``) has checked that the parts belong together."""
     from .adm.persistence import ARRAYS_FILE, META_FILE, load_model
     from .backbone import load_embedder_file
     from .runtime import versions
@@ -55,9 +66,10 @@ def write_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
     manifest = {
         "format": BUNDLE_FORMAT,
         "files": {name: _sha256(data) for name, data in files.items()},
+        "sizes": {name: len(data) for name, data in files.items()},
         "extract": dataclasses.asdict(cfg.extract),
         "score": {"pairs_per_video": cfg.score.pairs_per_video, "min_frame_gap": cfg.score.min_frame_gap,
-                  "seed": cfg.score.seed},
+                  "seed": cfg.score.seed, "min_faces": cfg.score.min_faces},
         "backbone": {k: embedder["meta"].get(k) for k in ("arch", "feature_dim", "input", "weights")},
         "anomaly_model": {k: model_meta.get(k) for k in ("anomaly_model", "combination", "l2_normalize",
                                                           "embedding_dim", "n_training_pairs", "n_fitted_videos")},
@@ -65,32 +77,89 @@ def write_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
         "model_card": card or {},
         "versions": versions(),
     }
+    manifest[SELF_HASH] = self_hash(manifest)
     storage.write_json_atomic(storage.join(out_uri, BUNDLE_FILE), manifest)
     return manifest
 
 
+# bundle.json's fields and their types: a missing, null or mistyped one is named at load
+_FIELDS = {"format": str, "files": dict, "sizes": dict, "extract": dict, "score": dict, "backbone": dict,
+           "anomaly_model": dict, SELF_HASH: str}
+_SCORE_FIELDS = {"pairs_per_video": int, "min_frame_gap": int, "seed": int}
+
+
+def check_manifest(where: str, manifest: Any) -> None:
+    """bundle.json validated as a schema: its fields and types, its own hash, and a calibration
+    whose thresholds and quantiles are finite numbers in order. Raises BundleError naming the field."""
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{where}: not a JSON object")
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{where}: format {manifest.get('format')!r}, expected {BUNDLE_FORMAT}")
+    for key, kind in _FIELDS.items():
+        if not isinstance(manifest.get(key), kind):
+            what = "missing" if key not in manifest else f"{type(manifest[key]).__name__}, expected {kind.__name__}"
+            hint = " (written before bundles hashed themselves: bundle it again)" if key == SELF_HASH else ""
+            raise BundleError(f"{where}: field {key!r} is {what}{hint}")
+    for key, kind in _SCORE_FIELDS.items():
+        value = manifest["score"].get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise BundleError(f"{where}: field 'score.{key}' is {value!r}, expected an integer")
+    for name, digest in manifest["files"].items():
+        if not isinstance(digest, str) or not isinstance(manifest["sizes"].get(name), int):
+            raise BundleError(f"{where}: field 'files.{name}' or 'sizes.{name}' is missing or mistyped")
+    if manifest[SELF_HASH] != self_hash(manifest):
+        raise BundleError(f"{where}: its content differs from its own {SELF_HASH} (the file was edited after "
+                          f"bundling: a threshold, a setting); bundle it again")
+    calibration = manifest.get("calibration")
+    if calibration is not None:
+        check_calibration(where, calibration)
+
+
+def check_calibration(where: str, calibration: Any) -> None:
+    import math
+
+    def numbers(values, name):
+        if not isinstance(values, list) or not values or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            raise BundleError(f"{where}: calibration {name} must be a list of finite numbers")
+
+    if not isinstance(calibration, dict) or not isinstance(calibration.get("thresholds"), dict) \
+            or not isinstance(calibration.get("quantiles"), dict) or not isinstance(calibration.get("n_real"), int):
+        raise BundleError(f"{where}: calibration lacks thresholds, quantiles or n_real")
+    numbers(list(calibration["thresholds"].values()), "thresholds")
+    q = calibration["quantiles"]
+    numbers(q.get("levels"), "quantile levels")
+    numbers(q.get("scores"), "quantile scores")
+    if len(q["levels"]) != len(q["scores"]) or any(b < a for a, b in zip(q["scores"], q["scores"][1:])):
+        raise BundleError(f"{where}: calibration quantiles are not one increasing score per level")
+
+
 def verified_manifest(uri: str) -> Dict[str, Any]:
-    """``bundle.json``, once every file it lists is there with its recorded SHA-256."""
+    """``bundle.json``, validated, once every file it lists is there with its recorded size and
+    SHA-256 (each read no further than its recorded size)."""
     from .adm.persistence import ARRAYS_FILE, META_FILE
 
+    where = storage.join(uri, BUNDLE_FILE)
     try:
-        manifest = storage.read_json(storage.join(uri, BUNDLE_FILE))
+        manifest = json.loads(storage.read_bytes_at_most(where, MAX_BUNDLE_JSON_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{uri}: no {BUNDLE_FILE} (write a bundle with `python cli.py bundle`)") from None
-    except ValueError as exc:
-        raise BundleError(f"{storage.join(uri, BUNDLE_FILE)}: not valid JSON ({exc})") from None
-    if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{storage.join(uri, BUNDLE_FILE)}: format {manifest.get('format')!r}, "
-                          f"expected {BUNDLE_FORMAT}")
-    if set(manifest.get("files", {})) != {BACKBONE_FILE, META_FILE, ARRAYS_FILE}:
-        raise BundleError(f"{storage.join(uri, BUNDLE_FILE)}: lists {sorted(manifest.get('files', {}))}, "
-                          f"expected {BACKBONE_FILE}, {META_FILE}, {ARRAYS_FILE}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{where}: not valid JSON ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # noqa: BLE001 - an unreachable URL, a refused connection: named in one line
+        raise BundleError(f"{where}: cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    check_manifest(where, manifest)
+    if set(manifest["files"]) != {BACKBONE_FILE, META_FILE, ARRAYS_FILE}:
+        raise BundleError(f"{where}: lists {sorted(manifest['files'])}, expected {BACKBONE_FILE}, {META_FILE}, "
+                          f"{ARRAYS_FILE}")
     for name, digest in manifest["files"].items():
         path = storage.join(uri, name)
         try:
-            data = storage.read_bytes(path)
+            data = storage.read_bytes_at_most(path, manifest["sizes"][name])
         except FileNotFoundError:
             raise BundleError(f"{path}: missing from the bundle") from None
+        except storage.TooLargeError as exc:
+            raise BundleError(str(exc)) from None
         if _sha256(data) != digest:
             raise BundleError(f"{path}: its SHA-256 differs from the one in {BUNDLE_FILE} "
                               f"(the file was changed after bundling)")
@@ -154,8 +223,12 @@ class Detector:
         recorded = (self.manifest.get("backbone") or {}).get("feature_dim")
         if recorded is not None and int(recorded) != self.dim:
             raise BundleError(f"{uri}: backbone features are {recorded}-d, the anomaly model's {self.dim}-d")
-        self.extract_config = ExtractConfig(**self.manifest["extract"])
-        self.score_settings = self.manifest["score"]
+        try:
+            self.extract_config = ExtractConfig(**self.manifest["extract"])
+        except (TypeError, ValueError) as exc:  # an unknown or out-of-range setting
+            raise BundleError(f"{storage.join(uri, BUNDLE_FILE)}: field 'extract': {exc}") from None
+        # bundles written before score.min_faces: the default
+        self.score_settings = {"min_faces": ScoreConfig().min_faces, **self.manifest["score"]}
         self.calibration = self.manifest.get("calibration")
         self._device, self._pool, self._local = device, None, None
         if worker and _spawnable():
@@ -167,8 +240,24 @@ class Detector:
             # model's scorer (its BLAS factors) while the worker loads
             self.model.score_samples(np.zeros((1, self.dim)))
         except BaseException:
-            self.close()
+            self.close(now=True)
             raise
+
+    def check_fpr(self, fpr: float) -> None:
+        """Refuse a false-positive rate the calibration has no threshold for (before any video)."""
+        if self.calibration and f"{fpr:g}" not in self.calibration["thresholds"]:
+            raise BundleError(f"--fpr {fpr:g}: the bundle {self.uri} has thresholds for "
+                              f"{', '.join(self.calibration['thresholds'])} only")
+
+    def calibration_note(self) -> Optional[str]:
+        """What every verdict of this bundle should say about its calibration, if anything."""
+        if not self.calibration:
+            return "uncalibrated: no threshold, no verdict"
+        n = int(self.calibration["n_real"])
+        if n < MIN_CALIBRATION_REALS:
+            return (f"calibrated on only {n} real videos (fewer than {MIN_CALIBRATION_REALS}): its thresholds are "
+                    f"rough, and false alarms on new real videos may be far above the stated rate")
+        return None
 
     def wait_until_loaded(self) -> None:
         """Block until the backbone is loaded; its load error (a BundleError, a bad file) is raised here."""
@@ -202,15 +291,22 @@ class Detector:
         self._pool.shutdown(wait=False)
         self._pool = None
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, now: bool = False) -> None:
+        """Stop the worker: once its work is done, or ``now`` (an interruption: the backbone may
+        still be loading, which would otherwise hold the exit for seconds)."""
+        if self._pool is None:
+            return
+        if now:
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.kill()
+        self._pool.shutdown(wait=not now, cancel_futures=True)
+        self._pool = None
 
     def __enter__(self) -> "Detector":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *_) -> None:
+        self.close(now=exc_type is not None)
 
     @functools.cached_property
     def extractor(self):

@@ -37,8 +37,11 @@ def test_thresholds_come_from_real_videos_alone_and_hold_their_false_positive_ra
 @pytest.fixture(scope="module")
 def detector(faces, corpus, tmp_path_factory):
     """A tiny backbone and a GMM fitted on the corpus's real training videos, bundled and calibrated."""
+    import time
+
     from difffake_ray.adm.fit import run_fit
-    from difffake_ray.backbone import create_backbone, export_embedder
+    from difffake_ray.backbone import create_backbone, export_embedder, fingerprint
+    from difffake_ray.runtime import TRAINED_VIDEOS, write_run_record, write_seen_videos
     from difffake_ray.embed import CropEmbedder
     from difffake_ray.pipeline.detect import run_bundle
     from difffake_ray.preprocess import InputSpec
@@ -52,6 +55,10 @@ def detector(faces, corpus, tmp_path_factory):
     emb = CropEmbedder(backbone, batch_size=16).embed_faces(storage.read_parquet_dir(faces))
     storage.write_parquet_atomic(emb, str(base / "emb" / "part-0.parquet"))
     cfg = fast_config()
+    # the records a pipeline leaves: which backbone made the embeddings, which videos it trained on
+    write_run_record(str(base / "emb"), "embed", cfg, inputs={"backbone": backbone}, counts={}, started=time.time(),
+                     extra={"backbone_fingerprint": fingerprint(backbone)})
+    write_seen_videos(str(base / "run"), TRAINED_VIDEOS, [])
     cfg.fit.min_frame_gap = cfg.score.min_frame_gap = 1
     cfg.fit.n_components = 1
     cfg.fit.small_data_remedy = "none"
@@ -113,7 +120,7 @@ def test_hostile_inputs_get_their_status_and_json_is_one_object_per_input(detect
     gone = str(tmp_path / "gone.mp4")
     done = subprocess.run([sys.executable, os.path.join(ROOT, "cli.py"), "detect", gone, str(tmp_path / "notes.mp4"),
                            "--detector", detector["bundle"], "--json"], capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # every input has its line, and the exit says some failed
     results = [json.loads(line) for line in done.stdout.strip().splitlines()]
     assert [r["status"] for r in results] == ["missing", "unreadable"]
     assert results[0]["video"] == gone and gone in results[0]["error"] and "Traceback" not in done.stderr

@@ -17,9 +17,55 @@ import numpy as np
 import pyarrow as pa
 
 from .. import schema, storage
-from ..bundle import Detector, write_bundle
+from ..bundle import MIN_CALIBRATION_REALS, BundleError, Detector, write_bundle
 from ..calibration import calibrate, real_percentile, verdict
 from ..config import Config
+
+
+class UnrecordedError(ValueError):
+    """A bundle part whose record of what it saw, or what made it, is missing: refused unless asked."""
+
+
+def check_parts_belong(backbone_uri: str, model_uri: str, calibrate_uri: Optional[str],
+                       allow_unrecorded: bool) -> List[str]:
+    """Refuse parts that do not belong together: an anomaly model fitted on another backbone's
+    embeddings, calibration embeddings from another backbone. A part whose record is missing
+    (which backbone made the embeddings, which videos a model saw) is refused too unless
+    ``allow_unrecorded``: calibration would then count those videos as held out. -> the notes
+    that a bundle made with ``allow_unrecorded`` carries."""
+    from ..adm.persistence import load_model
+    from ..backbone import fingerprint, load_embedder_file
+    from ..runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_run_record
+
+    mine = fingerprint(backbone_uri)
+    _, meta = load_model(model_uri)
+    unrecorded: List[str] = []
+    fitted_on = meta.get("backbone_fingerprint")
+    if fitted_on and fitted_on != mine:
+        raise BundleError(f"{model_uri} was fitted on embeddings of backbone {fitted_on}; {backbone_uri} is {mine}: "
+                          f"bundle the backbone that made them")
+    if not fitted_on:
+        unrecorded.append(f"{model_uri}: no record of the backbone its embeddings came from")
+    if calibrate_uri:
+        try:
+            made_by = read_run_record(calibrate_uri).get("backbone_fingerprint")
+        except (FileNotFoundError, ValueError):
+            made_by = None
+        if made_by and made_by != mine:
+            raise BundleError(f"{calibrate_uri} holds embeddings of backbone {made_by}; {backbone_uri} is {mine}: "
+                              f"calibrate on embeddings of the bundled backbone")
+        if not made_by:
+            unrecorded.append(f"{calibrate_uri}: no run record naming the backbone of its embeddings")
+        if not storage.exists(storage.join(model_uri, FITTED_VIDEOS)):
+            unrecorded.append(f"{model_uri}: no {FITTED_VIDEOS} (the videos it was fitted on)")
+        untrained = load_embedder_file(backbone_uri)["meta"].get("epoch", 0) is None  # `cli.py pretrained`
+        if not untrained and not storage.exists(storage.join(posixpath.dirname(backbone_uri), TRAINED_VIDEOS)):
+            unrecorded.append(f"{backbone_uri}: no {TRAINED_VIDEOS} beside it (the videos it was trained on)")
+    if unrecorded and not allow_unrecorded:
+        raise UnrecordedError(f"bundle: {unrecorded[0]}" + (f" (and {len(unrecorded) - 1} more)" if len(unrecorded) > 1
+                              else "") + "; calibration could count seen videos as held out. Give the folders "
+                              "their run records, or --allow-unrecorded to bundle anyway (the bundle says so)")
+    return unrecorded
 
 
 def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config) -> Dict[str, Any]:
@@ -36,11 +82,16 @@ def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config
     seen |= set(read_seen_videos(posixpath.dirname(backbone_uri), TRAINED_VIDEOS) or ())
     if not storage.list_data_files(emb_uri):
         raise ValueError(f"{emb_uri}: no embeddings to calibrate on")
+    names = storage.parquet_dataset(emb_uri).schema.names
+    if "embedding" not in names:
+        raise ValueError(f"{emb_uri}: holds no embedding column (a faces folder? run `cli.py embed` on it first); "
+                         f"--calibrate takes the output of embed")
     scores: Dict[str, List[float]] = {"real": [], "fake": []}
     left_out = 0
     s = cfg.score
     for _, table in storage.scan_parts(emb_uri, filter=pads.field("label").isin(["real", "fake"])):
-        for row in score_videos(table, model, meta, s.pairs_per_video, s.min_frame_gap, s.seed):
+        for row in score_videos(table, model, meta, s.pairs_per_video, s.min_frame_gap, s.seed,
+                                min_faces=s.min_faces):
             if row["status"] != schema.VIDEO_OK:
                 continue
             if row["video_id"] in seen:
@@ -51,7 +102,13 @@ def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config
 
 
 def run_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
-               calibrate_uri: Optional[str] = None) -> Dict[str, Any]:
+               calibrate_uri: Optional[str] = None, allow_unrecorded: bool = False) -> Dict[str, Any]:
+    from ..pipeline.claim import check_apart
+
+    backbone_uri, model_uri, out_uri = (storage.absolute(u) for u in (backbone_uri, model_uri, out_uri))
+    calibrate_uri = storage.absolute(calibrate_uri) if calibrate_uri else None
+    check_apart(out_uri, {"backbone": backbone_uri, "anomaly model": model_uri, "calibration embeddings": calibrate_uri})
+    unrecorded = check_parts_belong(backbone_uri, model_uri, calibrate_uri, allow_unrecorded)
     calibration, card = None, {}
     try:
         from ..runtime import read_run_record
@@ -60,6 +117,11 @@ def run_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
                                      for k in ("history", "counts", "inputs")}
     except (FileNotFoundError, ValueError):
         card["backbone_training"] = "no run record beside the backbone (e.g. untrained ImageNet weights)"
+    if unrecorded:
+        card["unrecorded"] = unrecorded + ["bundled with --allow-unrecorded: the calibration may count videos a "
+                                           "model saw as held out"]
+        for note in unrecorded:
+            print(f"bundle: warning: {note}", flush=True)
     if calibrate_uri:
         held = held_out_scores(calibrate_uri, model_uri, backbone_uri, cfg)
         calibration = calibrate(held["real"], held["fake"] or None)
@@ -73,6 +135,9 @@ def run_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
                                                         for k, v in calibration["thresholds"].items()))
         if "auc" in calibration:
             line += f"; AUC {calibration['auc']:.3f} on {calibration['n_fake']} labelled fakes"
+        if calibration["n_real"] < MIN_CALIBRATION_REALS:
+            line += (f"; warning: fewer than {MIN_CALIBRATION_REALS} real videos, every verdict will say its "
+                     f"threshold is rough")
     print(line, flush=True)
     return manifest
 
@@ -80,6 +145,10 @@ def run_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
 def _video_row(uri: str) -> Dict[str, Any]:
     name = posixpath.basename(uri.rstrip("/"))
     return dict(video_id=name, uri=uri, label="unknown", dataset="detect", method="unknown", split="unknown")
+
+
+# statuses with a score that is no verdict: shown, never called real or fake
+NO_VERDICT = (schema.LOW_EVIDENCE, schema.STATIC)
 
 
 def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, Any]:
@@ -92,7 +161,8 @@ def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, A
     rows = detector.extractor.extract(_video_row(uri))
     times["decode_and_detect"] = time.perf_counter() - t
     out: Dict[str, Any] = {"video": uri, "status": rows[0]["video_status"], "error": None, "score": None,
-                           "real_percentile": None, "verdict": None, "fpr": fpr, "n_faces": 0, "n_pairs": 0}
+                           "real_percentile": None, "verdict": None, "fpr": fpr, "n_faces": 0, "n_pairs": 0,
+                           "track": None, "n_tracks": 0, "calibration_note": detector.calibration_note()}
     if out["status"] != schema.VIDEO_OK:
         out["error"] = rows[0]["error"]
         out["seconds"] = {k: round(v, 3) for k, v in times.items()}
@@ -107,19 +177,32 @@ def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, A
     t = time.perf_counter()
     s = detector.score_settings  # the batch path's scoring, statuses included, with the pairs kept
     row = score_videos(emb, detector.model, detector.model_meta, s["pairs_per_video"], s["min_frame_gap"], s["seed"],
-                       keep_pairs=True)[0]
-    out.update({k: row[k] for k in ("status", "error", "score", "n_faces", "n_pairs")})
-    if row["status"] == schema.VIDEO_OK:
-        if detector.calibration:
-            out.update(real_percentile=round(real_percentile(row["score"], detector.calibration), 2),
-                       verdict=verdict(row["score"], detector.calibration, fpr),
-                       threshold=detector.calibration["thresholds"][f"{fpr:g}"])
+                       keep_pairs=True, min_faces=s["min_faces"])[0]
+    out.update({k: row[k] for k in ("status", "error", "score", "n_faces", "n_pairs", "track", "n_tracks")})
+    if row["status"] == schema.VIDEO_OK and detector.calibration:
+        out.update(real_percentile=round(real_percentile(row["score"], detector.calibration), 2),
+                   verdict=verdict(row["score"], detector.calibration, fpr),
+                   threshold=detector.calibration["thresholds"][f"{fpr:g}"])
+    if "pair_detail" in row:
+        track = row["track"]
         out["_evidence"] = dict(row["pair_detail"],
-                                crops={r["frame_index"]: r["crop"] for r in rows if r["status"] == schema.FRAME_OK},
+                                crops={r["frame_index"]: r["crop"] for r in rows
+                                       if r["status"] == schema.FRAME_OK and (r["track"] or 0) == track},
                                 timestamps={r["frame_index"]: r["timestamp"] for r in rows})
     times["score"] = time.perf_counter() - t
     out["seconds"] = {k: round(v, 3) for k, v in times.items()}
     return out
+
+
+def report_stem(uri: str) -> str:
+    """A report's file name stem for ``uri``: its base name made safe, and a hash of the whole URI,
+    so two inputs of one base name (a/x.mp4 and b/x.mp4, x.mp4 and x.mov) never share a report."""
+    import hashlib
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", posixpath.splitext(posixpath.basename(uri.rstrip("/")))[0])[:80]
+    digest = hashlib.sha1(uri.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return f"{stem or 'video'}-{digest}"
 
 
 def write_report(result: Dict[str, Any], out_dir: str, n_pairs_shown: int = 3) -> List[str]:
@@ -131,11 +214,12 @@ def write_report(result: Dict[str, Any], out_dir: str, n_pairs_shown: int = 3) -
     import matplotlib.pyplot as plt
 
     from ..faces.codec import decode_image
+    from ..text import printable
 
     ev = result.get("_evidence")
     if not ev:
         return []
-    stem = posixpath.splitext(posixpath.basename(result["video"]))[0]
+    stem, name = report_stem(result["video"]), printable(posixpath.basename(result["video"]))
     frames, pairs, ll = ev["frames"], ev["pairs"], ev["scores"]
     worst = np.argsort(ll)[:n_pairs_shown]
     fig, axes = plt.subplots(len(worst), 2, figsize=(5, 2.6 * len(worst)), squeeze=False)
@@ -146,8 +230,8 @@ def write_report(result: Dict[str, Any], out_dir: str, n_pairs_shown: int = 3) -
             axes[row, col].set_title(f"frame {f}", fontsize=8)
             axes[row, col].axis("off")
         axes[row, 0].text(0, -0.25, f"pair score {ll[k]:.1f}", transform=axes[row, 0].transAxes, fontsize=9)
-    fig.suptitle(f"{stem}: most anomalous pairs (video score {result['score']:.1f}, "
-                 f"{result.get('verdict') or 'uncalibrated'})", fontsize=9)
+    fig.suptitle(f"{name}: most anomalous pairs of face track {result.get('track')} (video score "
+                 f"{result['score']:.1f}, {result.get('verdict') or result['status']})", fontsize=9)
     fig.tight_layout()
     pairs_png = storage.join(out_dir, f"{stem}_pairs.png")
     _save(fig, pairs_png)
@@ -161,7 +245,7 @@ def write_report(result: Dict[str, Any], out_dir: str, n_pairs_shown: int = 3) -
     ax.plot(times, [np.mean(per_frame[f]) for f in xs], "o-", label="mean pair score of the frame")
     if result.get("threshold") is not None:
         ax.axhline(result["threshold"], color="red", ls="--", label=f"video threshold ({result['fpr']:.0%} FPR)")
-    ax.set(xlabel="time (s)", ylabel="pair score (higher = more real)", title=f"{stem}: anomaly over time")
+    ax.set(xlabel="time (s)", ylabel="pair score (higher = more real)", title=f"{name}: anomaly over time")
     ax.legend(fontsize=7)
     fig.tight_layout()
     timeline_png = storage.join(out_dir, f"{stem}_timeline.png")
@@ -180,12 +264,29 @@ def _save(fig, uri: str) -> None:
     storage.write_bytes_atomic(uri, buf.getvalue())
 
 
+def check_report_dir(report_dir: str) -> None:
+    """Fail before any video when the report folder cannot be written (one line naming it)."""
+    probe = storage.join(report_dir, f"{storage.TEMP_PREFIX}write-check")
+    try:
+        storage.write_bytes_atomic(probe, b"")
+        storage.remove(probe)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--report {report_dir}: cannot be written ({getattr(exc, 'strerror', None) or exc})") from None
+
+
 def iter_detect(videos: Sequence[str], detector_uri: str, fpr: float = 0.01,
                 report_dir: Optional[str] = None) -> Iterator[Dict[str, Any]]:
     """Each video of ``videos`` -> its result (no ``_evidence``) as soon as it is ready, its report
-    written when asked: a caller shows the first verdict without waiting for the last video."""
+    written when asked: a caller shows the first verdict without waiting for the last video. The
+    false-positive rate and the report folder are checked before any video."""
+    if not 0 < fpr < 1:
+        raise ValueError(f"--fpr {fpr:g}: a false-positive rate is between 0 and 1")
+    if report_dir:
+        report_dir = storage.absolute(report_dir)
+        check_report_dir(report_dir)
     t = time.perf_counter()
     with Detector(detector_uri) as detector:
+        detector.check_fpr(fpr)
         load_s = time.perf_counter() - t
         for i, uri in enumerate(videos):
             result = detect_video(detector, uri, fpr)

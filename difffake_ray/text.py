@@ -1,0 +1,9 @@
+"""Names shown to people: a file name is data, and must not write its own lines in a report."""
+
+from __future__ import annotations
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (newlines, carriage returns, escape
+    codes, the lone surrogates of a non-UTF-8 file name) written as its Python escape."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
