@@ -143,6 +143,10 @@ def verified_manifest(uri: str) -> Dict[str, Any]:
     try:
         manifest = json.loads(storage.read_bytes_at_most(where, MAX_BUNDLE_JSON_BYTES).decode("utf-8"))
     except FileNotFoundError:
+        try:
+            storage.confirm_missing(where)
+        except ConnectionError as exc:
+            raise BundleError(str(exc)) from None
         raise BundleError(f"{uri}: no {BUNDLE_FILE} (write a bundle with `python cli.py bundle`)") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleError(f"{where}: not valid JSON ({str(exc).splitlines()[0]})") from None

@@ -75,6 +75,20 @@ def read_bytes(uri: str) -> bytes:
     return fs.cat_file(path)
 
 
+def confirm_missing(uri: str) -> None:
+    """After a FileNotFoundError: raise the real cause when it was not a missing file (fsspec's
+    HTTP filesystem reports a refused connection as not found)."""
+    if uri.startswith(("http://", "https://")):
+        fs, path = url_to_fs(uri)
+        try:
+            fs.cat_file(path, start=0, end=1)
+        except FileNotFoundError:
+            return
+        except Exception as exc:  # noqa: BLE001 - aiohttp's and others' own types
+            raise ConnectionError(f"{uri}: cannot be read ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
 class TooLargeError(ValueError):
     """A file larger than what it should hold: never read on (a link to /dev/zero, an endless body)."""
 

@@ -65,7 +65,8 @@ def detector(faces, corpus, tmp_path_factory):
     cfg.fit.reg_covar = 1e-2
     run_fit(str(base / "emb"), str(base / "adm"), cfg)
     run_bundle(backbone, str(base / "adm"), str(base / "bundle"), cfg, calibrate_uri=str(base / "emb"))
-    return {"bundle": str(base / "bundle"), "emb": emb, "adm": str(base / "adm"), "cfg": cfg}
+    return {"bundle": str(base / "bundle"), "emb": emb, "adm": str(base / "adm"), "cfg": cfg, "backbone": backbone,
+            "emb_dir": str(base / "emb")}
 
 
 def test_detect_gives_the_batch_paths_score_and_calibration_skips_fitted_videos(detector, corpus):
@@ -179,3 +180,200 @@ def test_the_demo_detector_passes_new_real_videos_and_flags_new_face_swaps(tmp_p
     results = run_detect([os.path.join(new, r["uri"]) for r in manifest], os.path.join(workdir, "detector"), fpr=0.01)
     verdicts = [(r["method"], res["status"], res["verdict"]) for r, res in zip(manifest, results)]
     assert verdicts == [(r["method"], "ok", r["label"]) for r in manifest], verdicts
+
+
+def _cli(*args, **kwargs):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "cli.py"), *args], capture_output=True, text=True,
+                          cwd=ROOT, **kwargs)
+
+
+def _copy_bundle(detector, tmp_path):
+    import shutil
+
+    copy = str(tmp_path / "bundle")
+    shutil.copytree(detector["bundle"], copy)
+    return copy
+
+
+def test_a_bundle_of_parts_that_do_not_belong_together_is_refused(detector, tmp_path):
+    from difffake_ray.backbone import create_backbone, export_embedder
+    from difffake_ray.bundle import BundleError
+    from difffake_ray.pipeline.detect import UnrecordedError, run_bundle
+    from difffake_ray.preprocess import InputSpec
+    from difffake_ray.runtime import write_run_record
+
+    other = str(tmp_path / "other" / "best.pt")  # the same architecture, other weights
+    os.makedirs(os.path.dirname(other))
+    net = create_backbone("test_efficientnet", pretrained=False, num_classes=1)
+    for p in net.parameters():
+        p.data += 0.01
+    export_embedder(net, other, "test_efficientnet", InputSpec.from_model(net, 32))
+    with pytest.raises(BundleError, match=r"was fitted on embeddings of backbone \w+; .*other/best.pt is \w+"):
+        run_bundle(other, detector["adm"], str(tmp_path / "b1"), detector["cfg"])
+    # calibration embeddings that another backbone made
+    foreign = str(tmp_path / "foreign-emb")
+    storage.write_parquet_atomic(detector["emb"], os.path.join(foreign, "part-0.parquet"))
+    write_run_record(foreign, "embed", detector["cfg"], inputs={}, counts={}, started=0,
+                     extra={"backbone_fingerprint": "0123456789abcdef"})
+    with pytest.raises(BundleError, match="holds embeddings of backbone 0123456789abcdef"):
+        run_bundle(detector["backbone"], detector["adm"], str(tmp_path / "b2"), detector["cfg"], calibrate_uri=foreign)
+    # without records: refused, or bundled when asked, and the bundle says so
+    bare = str(tmp_path / "bare-emb")
+    storage.write_parquet_atomic(detector["emb"], os.path.join(bare, "part-0.parquet"))
+    with pytest.raises(UnrecordedError, match="no run record naming the backbone.*--allow-unrecorded"):
+        run_bundle(detector["backbone"], detector["adm"], str(tmp_path / "b3"), detector["cfg"], calibrate_uri=bare)
+    manifest = run_bundle(detector["backbone"], detector["adm"], str(tmp_path / "b3"), detector["cfg"],
+                          calibrate_uri=bare, allow_unrecorded=True)
+    assert any("allow-unrecorded" in note for note in manifest["model_card"]["unrecorded"])
+    # a faces folder given for calibration: one line
+    done = _cli("bundle", detector["backbone"], detector["adm"], str(tmp_path / "b4"), "--calibrate",
+                os.path.dirname(os.path.dirname(detector["backbone"])) + "/nothing-here")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_calibrate_pointed_at_a_faces_folder_says_so(detector, faces, tmp_path):
+    from difffake_ray.pipeline.detect import held_out_scores
+
+    with pytest.raises(ValueError, match="holds no embedding column .*a faces folder"):
+        held_out_scores(faces, detector["adm"], detector["backbone"], detector["cfg"])
+
+
+def test_bundle_json_is_a_schema_with_its_own_hash(detector, tmp_path):
+    from difffake_ray.bundle import BundleError, Detector, verified_manifest
+
+    copy = _copy_bundle(detector, tmp_path)
+    path = os.path.join(copy, "bundle.json")
+    original = json.load(open(path))
+
+    def edited(change):
+        manifest = json.loads(json.dumps(original))
+        change(manifest)
+        json.dump(manifest, open(path, "w"))
+        return copy
+
+    with pytest.raises(BundleError, match="differs from its own bundle_sha256"):
+        verified_manifest(edited(lambda m: m["calibration"]["thresholds"].update({"0.01": -99.0})))
+    with pytest.raises(BundleError, match="field 'score' is missing"):
+        verified_manifest(edited(lambda m: m.pop("score")))
+    with pytest.raises(BundleError, match="field 'files' is NoneType, expected dict"):
+        verified_manifest(edited(lambda m: m.update(files=None)))
+    with pytest.raises(BundleError, match=r"field 'score.seed' is '0', expected an integer"):
+        verified_manifest(edited(lambda m: m["score"].update(seed="0")))
+
+    def nan_quantiles(m):
+        m["calibration"]["quantiles"]["scores"][3] = float("nan")
+        from difffake_ray.bundle import self_hash
+
+        m["bundle_sha256"] = self_hash(m)  # even a consistent hash does not make NaN a threshold
+
+    with pytest.raises(BundleError, match="quantile scores must be a list of finite numbers"):
+        Detector(edited(nan_quantiles), worker=False)
+
+
+def test_bundle_reads_are_bounded_and_an_unreachable_bundle_is_one_line(detector, tmp_path):
+    from difffake_ray.bundle import BundleError, verified_manifest
+
+    copy = _copy_bundle(detector, tmp_path)
+    os.remove(os.path.join(copy, "model.npz"))
+    os.symlink("/dev/zero", os.path.join(copy, "model.npz"))
+    with pytest.raises(BundleError, match=r"model.npz: larger than the \d+ bytes it should hold"):
+        verified_manifest(copy)
+    os.remove(os.path.join(copy, "bundle.json"))
+    os.symlink("/dev/zero", os.path.join(copy, "bundle.json"))
+    with pytest.raises(BundleError, match=r"bundle.json: not valid JSON|bundle.json: larger than"):
+        verified_manifest(copy)
+    done = _cli("detect", "x.mp4", "--detector", "http://127.0.0.1:9/bundle")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: http://127.0.0.1:9/bundle/bundle.json: cannot be read"), done.stderr
+
+
+def test_fpr_and_report_folder_are_checked_before_any_video(detector, corpus, tmp_path):
+    video = os.path.join(corpus, "real", os.listdir(os.path.join(corpus, "real"))[0])
+    done = _cli("detect", video, "--detector", detector["bundle"], "--fpr", "0.02")
+    assert done.returncode == 2 and done.stdout == "" and "has thresholds for 0.01, 0.05 only" in done.stderr
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the report folder would go")
+    done = _cli("detect", video, "--detector", detector["bundle"], "--report", str(blocked / "r"))
+    assert done.returncode == 2 and done.stdout == "" and "cannot be written" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_reports_of_one_base_name_stay_apart_and_names_cannot_forge_lines(detector, corpus, tmp_path):
+    import shutil
+
+    real = os.path.join(corpus, "real", sorted(os.listdir(os.path.join(corpus, "real")))[0])
+    fake_dir = os.path.join(corpus, "fake")
+    fake = next(os.path.join(r, f) for r, _, fs in os.walk(fake_dir) for f in fs if f.endswith(".mp4"))
+    for folder, src in (("a", real), ("b", fake)):
+        os.makedirs(tmp_path / folder)
+        shutil.copy(src, tmp_path / folder / "x.mp4")
+    forged = tmp_path / "b" / "clip.mp4\nx.mp4: REAL score 9.99"
+    shutil.copy(fake, forged)
+    done = _cli("detect", str(tmp_path / "a" / "x.mp4"), str(tmp_path / "b" / "x.mp4"), str(forged), "--detector",
+                detector["bundle"], "--report", str(tmp_path / "r"))
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[2].startswith(str(tmp_path / "b" / "clip.mp4\\nx.mp4")), done.stdout
+    reports = sorted(os.listdir(tmp_path / "r"))
+    assert len(reports) == 6 and len({r.rsplit("_", 1)[0] for r in reports}) == 3
+    done = _cli("detect", str(tmp_path / "a" / "x.mp4"), str(tmp_path / "b" / "x.mp4"), "--detector",
+                detector["bundle"], "--report", str(tmp_path / "r2"), "--json")
+    listed = [json.loads(line)["report"] for line in done.stdout.splitlines()]
+    assert len(set(listed[0]) | set(listed[1])) == 4 and all(os.path.exists(p) for p in listed[0] + listed[1])
+
+
+def test_a_non_utf8_file_name_is_one_line_not_a_traceback(detector, corpus, tmp_path):
+    import shutil
+
+    real = os.path.join(corpus, "real", sorted(os.listdir(os.path.join(corpus, "real")))[0])
+    odd = os.path.join(os.fsencode(str(tmp_path)), b"caf\xe9.mp4")  # Latin-1, as old cameras name files
+    shutil.copy(real, odd)
+    done = subprocess.run([sys.executable.encode(), os.path.join(ROOT, "cli.py").encode(), b"detect", odd,
+                           os.path.join(os.fsencode(str(tmp_path)), b"gone.mp4"), b"--detector",
+                           detector["bundle"].encode()], capture_output=True, cwd=ROOT)
+    out = done.stdout.decode("utf-8")
+    assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr[-2000:]
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and "caf\\udce9.mp4: " in lines[0] and "gone.mp4: missing" in lines[1]
+
+
+def test_every_verdict_says_when_its_calibration_rests_on_few_real_videos(detector, corpus):
+    from difffake_ray.pipeline.detect import run_detect
+
+    video = os.path.join(corpus, "real", sorted(os.listdir(os.path.join(corpus, "real")))[0])
+    bundle = json.load(open(os.path.join(detector["bundle"], "bundle.json")))
+    assert bundle["calibration"]["n_real"] < 20
+    result = run_detect([video], detector["bundle"])[0]
+    assert result["calibration_note"].startswith(f"calibrated on only {bundle['calibration']['n_real']} real videos")
+
+
+def test_sigint_while_the_backbone_loads_exits_within_seconds(detector, corpus):
+    import signal
+    import time
+
+    video = os.path.join(corpus, "real", sorted(os.listdir(os.path.join(corpus, "real")))[0])
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "cli.py"), "detect", video, "--detector",
+                             detector["bundle"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+
+    def children():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == proc.pid:
+                        found.append(int(pid))
+            except (OSError, ValueError, IndexError):
+                continue
+        return found
+
+    deadline = time.time() + 60
+    while len(children()) < 2 and time.time() < deadline:  # the spawned worker (and its resource tracker)
+        time.sleep(0.05)
+    workers = children()
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)  # to the detect process only, as a supervisor would
+    sent = time.time()
+    proc.wait(timeout=30)
+    assert time.time() - sent < 4 and proc.returncode == 130, proc.stderr.read()[-2000:]
+    time.sleep(0.5)
+    assert not [p for p in workers if os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read()
+                .lower()]

@@ -147,6 +147,15 @@ def _video_row(uri: str) -> Dict[str, Any]:
     return dict(video_id=name, uri=uri, label="unknown", dataset="detect", method="unknown", split="unknown")
 
 
+def _as_text(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Rows whose names Arrow can hold: a file name that is not UTF-8 is written with its odd bytes
+    escaped (the file itself was read under its real name)."""
+    from ..text import utf8_safe
+
+    return [dict(r, **{k: utf8_safe(r[k]) for k in ("video_id", "uri", "error") if isinstance(r.get(k), str)})
+            for r in rows]
+
+
 # statuses with a score that is no verdict: shown, never called real or fake
 NO_VERDICT = (schema.LOW_EVIDENCE, schema.STATIC)
 
@@ -158,7 +167,7 @@ def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, A
 
     times: Dict[str, float] = {}
     t = time.perf_counter()
-    rows = detector.extractor.extract(_video_row(uri))
+    rows = _as_text(detector.extractor.extract(_video_row(uri)))
     times["decode_and_detect"] = time.perf_counter() - t
     out: Dict[str, Any] = {"video": uri, "status": rows[0]["video_status"], "error": None, "score": None,
                            "real_percentile": None, "verdict": None, "fpr": fpr, "n_faces": 0, "n_pairs": 0,
