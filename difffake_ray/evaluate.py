@@ -94,6 +94,38 @@ def seen_videos(scores_uri: str) -> Dict[str, Any]:
     return out
 
 
+def read_score_table(scores_uri: str, columns: List[str], filter=None):
+    """The score rows of ``scores_uri`` (columns projected, ``filter`` pushed down), checked before
+    any metric: every part is a score table, and every video is there once. Raises
+    FileNotFoundError / ValueError naming the folder or the file."""
+    import pyarrow as pa
+
+    if not storage.list_data_files(scores_uri):
+        raise FileNotFoundError(f"{scores_uri}: no score table here (the output of `cli.py score`)")
+    scores = storage.parquet_dataset(scores_uri, schema=schema.SCORES_SCHEMA)
+    tables = []
+    try:
+        for tagged in scores.scanner(columns=columns, filter=filter).scan_batches():
+            batch = tagged.record_batch
+            if batch.num_rows and (batch.column("video_id").null_count or batch.column("status").null_count):
+                raise ValueError(f"{tagged.fragment.path}: not a score table (no video_id or status); a scores folder "
+                                 f"holds the output of `cli.py score` only")
+            tables.append(batch)
+    except pa.ArrowException as exc:
+        raise ValueError(f"{scores_uri}: a part file is not a score table ({str(exc).splitlines()[0]})") from None
+    table = pa.Table.from_batches(tables, schema=pa.schema([schema.SCORES_SCHEMA.field(c) for c in columns]))
+    ids = table["video_id"]
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(ids)
+    twice = counts.filter(pc.greater(counts.field("counts"), 1))
+    if len(twice):
+        raise ValueError(f"{scores_uri}: {len(twice)} video(s) appear more than once (e.g. {twice[0]['values']} "
+                         f"{twice[0]['counts']} times): two score outputs in one folder? An AUC would count them "
+                         f"twice; evaluate each output on its own")
+    return table
+
+
 def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -116,8 +148,7 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     import pyarrow.dataset as pads
 
     split = pads.field("split") == cfg.evaluate.split if cfg.evaluate.split else None
-    scores = storage.parquet_dataset(scores_uri, schema=schema.SCORES_SCHEMA)
-    df = scores.to_table(columns=cols, filter=split).to_pandas()
+    df = read_score_table(scores_uri, cols, split).to_pandas()
     left_out = {"fitted": 0, "trained": 0, "records": [], "missing": []}
     if cfg.evaluate.exclude_seen:
         seen = seen_videos(scores_uri)
@@ -127,7 +158,8 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
         df = df[~(fitted | trained)]
         for what in seen["missing"]:
             print(f"evaluate: warning: no record of seen videos at {what}: none left out for it", flush=True)
-    has_score = df["score"].notna()
+    # low_evidence and static rows keep a score for inspection; only a verdict counts in a metric
+    has_score = df["score"].notna() & (df["status"] == schema.VIDEO_OK)
     labelled = df["label"].isin(["real", "fake"])
     scored = df[has_score & labelled]
     metrics: Dict[str, Any] = {

@@ -79,3 +79,33 @@ def test_a_folders_manifest_wins_and_the_files_it_leaves_out_are_counted(tmp_pat
     assert t.column("video_id").to_pylist() == ["a", "b"]
     out = capsys.readouterr().out
     assert "1 video file(s) under" in out and out.strip().endswith("new.mp4")
+
+
+def test_a_numeric_label_is_refused_not_read_as_unknown(tmp_path):
+    import pyarrow.parquet as pq
+
+    for label in (0, 1, True):
+        path = str(tmp_path / f"m{label!r}.parquet")
+        pq.write_table(pa.table({"video_id": ["a"], "uri": ["a.mp4"], "label": [label]}), path)
+        with pytest.raises(ManifestError, match=f"has label {label!r}; expected one of real, fake, unknown"):
+            load_manifest(path)
+
+
+def test_one_file_under_several_ids_is_refused_when_they_disagree_and_warned_otherwise(tmp_path, capsys):
+    rows = [dict(video_id=f"id{i}", uri="/data/x.mp4", label=label, split=split)
+            for i, (label, split) in enumerate((("real", "train"), ("fake", "test"), ("real", "test")))]
+    with pytest.raises(ManifestError, match=r"/data/x.mp4 is listed as 3 videos with different labels or splits "
+                                            r"\(id0: real/train; id1: fake/test; id2: real/test\)"):
+        manifest_table(rows, "m.csv")
+    manifest_table([dict(r, label="real", split="test") for r in rows], "m.csv")
+    assert "1 file(s) listed under several video ids" in capsys.readouterr().out
+
+
+def test_a_folder_holding_a_non_utf8_file_name_fails_in_one_line_naming_it(tmp_path):
+    import os
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "ok.mp4").write_bytes(b"")
+    open(os.path.join(os.fsencode(str(tmp_path / "real")), b"caf\xe9.mp4"), "wb").close()
+    with pytest.raises(ManifestError, match=r"real/caf\\xe9.mp4: the file name is not valid UTF-8; rename it"):
+        load_manifest(str(tmp_path))

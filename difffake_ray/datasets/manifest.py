@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import schema, storage
+from ..text import utf8_safe
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
@@ -34,7 +35,11 @@ def manifest_table(rows: Iterable[Mapping[str, object]], source: str = "manifest
         missing = [c for c in ("video_id", "uri") if not row.get(c)]
         if missing:
             raise ManifestError(f"{source}: row {i} lacks required column(s) {', '.join(missing)}: {dict(row)}")
-        label = str(row.get("label") or "unknown").strip().lower()
+        raw_label = row.get("label")
+        if raw_label is not None and not isinstance(raw_label, str):  # 0/1, True/False: which is fake?
+            raise ManifestError(f"{source}: row {i} ({row['video_id']}) has label {raw_label!r}; expected one of "
+                                f"{', '.join(schema.LABELS)} (numbers are not read as labels)")
+        label = str(raw_label or "unknown").strip().lower()
         if label not in schema.LABELS:
             raise ManifestError(
                 f"{source}: row {i} ({row['video_id']}) has label {row.get('label')!r}; "
@@ -52,7 +57,26 @@ def manifest_table(rows: Iterable[Mapping[str, object]], source: str = "manifest
                           dataset=str(row.get("dataset") or "unknown"),
                           method=str(row.get("method") or ("original" if label == "real" else "unknown")),
                           split=split))
+    check_one_id_per_file(clean, source)
     return pa.Table.from_pylist(clean, schema=schema.MANIFEST_SCHEMA)
+
+
+def check_one_id_per_file(rows: List[Dict[str, str]], source: str) -> None:
+    """One file under several ids: refused when they disagree on label or split (a video on both
+    sides of a split, or both real and fake, is a leak); a warning otherwise (counted twice)."""
+    by_uri: Dict[str, List[Dict[str, str]]] = {}
+    for r in rows:
+        by_uri.setdefault(posixpath.normpath(r["uri"]), []).append(r)
+    repeated = {u: rs for u, rs in by_uri.items() if len(rs) > 1}
+    for uri, rs in repeated.items():
+        if len({(r["label"], r["split"]) for r in rs}) > 1:
+            listed = "; ".join(f"{r['video_id']}: {r['label']}/{r['split']}" for r in rs)
+            raise ManifestError(f"{source}: {uri} is listed as {len(rs)} videos with different labels or splits "
+                                f"({listed})")
+    if repeated:
+        uri, rs = next(iter(repeated.items()))
+        print(f"manifest: warning: {len(repeated)} file(s) listed under several video ids, each scored and counted "
+              f"once per id, e.g. {uri} as {', '.join(r['video_id'] for r in rs)}", flush=True)
 
 
 def manifest_from_folder(root: str, dataset: Optional[str] = None, split: str = "test") -> pa.Table:
@@ -68,6 +92,9 @@ def manifest_from_folder(root: str, dataset: Optional[str] = None, split: str = 
     for path in sorted(fs.find(base)):
         if not path.lower().endswith(VIDEO_EXTENSIONS):
             continue
+        if utf8_safe(path) != path:  # bytes that are not UTF-8: no URI column (nor JSON, nor Parquet) holds them
+            raise ManifestError(f"{utf8_safe(path)}: the file name is not valid UTF-8; rename it (e.g. `convmv -f "
+                                f"latin1 -t utf8`), or give a manifest that leaves it out")
         rel = posixpath.relpath(path, base)
         parts = rel.split("/")
         if parts[0] == "real":
