@@ -76,6 +76,23 @@ def client(address: str, token_file: Optional[str] = None):
         raise SubmissionError(f"cannot reach the Ray Jobs API at {address}: {exc}{hint}") from None
 
 
+def api_failure(address: str, what: str, exc: BaseException) -> str:
+    """One line for a failed Jobs API call: the address, what was asked, what came back."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"the Ray Jobs API at {address} failed to {what}: {text[:300]}"
+
+
+def _api(address: str, what: str, call, *args, **kwargs):
+    """One Jobs API call; its failure (an HTTP 500, a dropped connection, an unknown job) is a
+    SubmissionError in one line."""
+    try:
+        return call(*args, **kwargs)
+    except SubmissionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the client raises RuntimeError, aiohttp's and requests' types
+        raise SubmissionError(api_failure(address, what, exc)) from None
+
+
 def project_dependencies() -> List[str]:
     """The runtime dependencies of pyproject.toml, for clusters whose image lacks them (``--pip``)."""
     from importlib.metadata import requires
@@ -125,9 +142,11 @@ def submit(address: str, stage: str, stage_args: List[str], config_yaml: str, *,
                                 runtime_env=runtime_env(config_yaml, env_file, pip),
                                 submission_id=submission_id,
                                 metadata={"difffake_stage": stage}, **kwargs)
-        except RuntimeError as exc:
+        except SubmissionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one line, whatever the client raised
             if "No available agent" not in str(exc):
-                raise
+                raise SubmissionError(api_failure(address, f"submit {stage}", exc)) from None
             if time.monotonic() > deadline:
                 raise SubmissionError(f"{address}: the head has no job agent after {AGENT_WAIT_S} s "
                                       f"(is the cluster up? `ray status` on the head)") from None
@@ -153,7 +172,7 @@ def wait(address: str, job_id: str, follow: bool = False, token_file: Optional[s
             print(f"job {job_id}: log stream ended early ({exc!r})", file=out, flush=True)
     started, last = time.time(), None
     while True:
-        status = _status_name(c.get_job_status(job_id))
+        status = _status_name(_api(address, f"report the status of job {job_id}", c.get_job_status, job_id))
         if status != last:
             print(f"job {job_id}: {status}", file=out, flush=True)
             last = status
@@ -170,15 +189,15 @@ def _status_name(status) -> str:
 
 
 def job_info(address: str, job_id: str, token_file: Optional[str] = None) -> Dict[str, Any]:
-    info = client(address, token_file).get_job_info(job_id)
+    info = _api(address, f"describe job {job_id}", client(address, token_file).get_job_info, job_id)
     return {"job_id": job_id, "status": _status_name(info.status), "entrypoint": info.entrypoint,
             "message": info.message, "start_time": info.start_time, "end_time": info.end_time,
             "metadata": info.metadata}
 
 
 def job_logs(address: str, job_id: str, token_file: Optional[str] = None) -> str:
-    return client(address, token_file).get_job_logs(job_id)
+    return _api(address, f"give the log of job {job_id}", client(address, token_file).get_job_logs, job_id)
 
 
 def stop_job(address: str, job_id: str, token_file: Optional[str] = None) -> bool:
-    return client(address, token_file).stop_job(job_id)
+    return _api(address, f"stop job {job_id}", client(address, token_file).stop_job, job_id)

@@ -71,3 +71,41 @@ def test_job_entrypoint_runs_the_stage_with_the_shipped_config(tmp_path):
     bad = subprocess.run([sys.executable, os.path.join(ROOT, "jobs", "manifest.py"), "--", "ffiw", str(root),
                           str(tmp_path / "m2.csv")], env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "n_framez" in bad.stderr and not (tmp_path / "m2.csv").exists()
+
+
+def test_a_jobs_api_answering_500_is_one_line_naming_the_address(tmp_path):
+    import http.server
+    import json
+    import threading
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            if self.path.startswith("/api/version"):  # the client's handshake passes
+                body, code = json.dumps({"version": "4", "ray_version": "2.60.0", "ray_commit": "x",
+                                         "session_name": "s"}).encode(), 200
+            else:
+                body, code = b"Internal Server Error", 500
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(submission.SubmissionError, match=rf"^the Ray Jobs API at {address} failed to submit "
+                                                             rf"score: .*500"):
+            submission.submit(address, "score", ["a", "b", "--adm", "c"], "seed: 0\n")
+        with pytest.raises(submission.SubmissionError, match="failed to describe job raysubmit_1"):
+            submission.job_info(address, "raysubmit_1")
+        done = subprocess.run([sys.executable, os.path.join(ROOT, "cli.py"), "jobs", "status", "raysubmit_1",
+                               "--address", address], capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 2 and "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+    finally:
+        server.shutdown()
