@@ -77,11 +77,14 @@ FACES_SCHEMA = pa.schema(
         pa.field("landmarks", pa.list_(pa.float32(), 2 * N_LANDMARKS)),
         pa.field("crop", pa.binary()),
         pa.field("crop_format", pa.string()),
+        # the input file as it was read (size and modification time, storage.signature): a rerun
+        # redoes a video whose file has changed since
+        pa.field("source_signature", pa.string()),
     ]
 )
 
 # Columns added after files were first written: a file without one reads it as nulls
-LATER_FIELDS = {c: FACES_SCHEMA.field(c) for c in ("track", "motion")}
+LATER_FIELDS = {c: FACES_SCHEMA.field(c) for c in ("track", "motion", "source_signature")}
 
 EMBEDDINGS_KEY_COLUMNS = MANIFEST_COLUMNS + ["video_status", "status", "error", "frame_index", "track", "motion"]
 

@@ -159,6 +159,49 @@ def write_parquet_atomic(table: pa.Table, uri: str, compression: str = "zstd") -
     write_bytes_atomic(uri, sink.getvalue().to_pybytes())
 
 
+def signature(info: dict) -> str:
+    """What identifies a file's content cheaply, from its listing entry: size and modification
+    time (or an object store's ETag / last-modified). A rewritten file gets a new one."""
+    changed = next((info[k] for k in ("mtime", "LastModified", "last_modified", "ETag", "etag", "updated")
+                    if info.get(k) is not None), "")
+    return f"{info.get('size')}:{changed}"
+
+
+def file_signature(uri: str) -> Optional[str]:
+    """``signature`` of one file, or None when it is not there."""
+    fs, path = url_to_fs(uri)
+    try:
+        return signature(fs.info(path))
+    except FileNotFoundError:
+        return None
+
+
+def file_signatures(uris: Iterable[str], threads: int = 16) -> dict:
+    """{uri: signature or None} of many files; an object store's requests run in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    uris = list(uris)
+    if not uris:
+        return {}
+    if all(not is_remote(u) for u in uris):
+        return {u: file_signature(u) for u in uris}
+    with ThreadPoolExecutor(threads) as pool:
+        return dict(zip(uris, pool.map(file_signature, uris)))
+
+
+def data_file_signatures(dir_uri: str, suffix: str = ".parquet") -> dict:
+    """{URI: signature} of the complete data files under a folder, from one listing."""
+    fs, path = url_to_fs(dir_uri)
+    if not fs.exists(path):
+        return {}
+    found = {}
+    for p, info in fs.find(path, detail=True).items():
+        rel = posixpath.relpath(p, path)
+        if p.endswith(suffix) and not any(part.startswith((".", "_")) for part in rel.split("/")):
+            found[_with_protocol(fs, p, dir_uri)] = signature(info)
+    return dict(sorted(found.items()))
+
+
 def list_data_files(dir_uri: str, suffix: str = ".parquet") -> List[str]:
     """Complete data files under a folder (recursively), sorted, with the URI's protocol kept."""
     fs, path = url_to_fs(dir_uri)

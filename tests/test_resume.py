@@ -74,7 +74,7 @@ def test_downstream_outputs_of_rewritten_parts_are_dropped(tmp_path):
         _part(emb, name, [("a" if name == "part-old.parquet" else "b", "ok")])
         os.makedirs(emb / DONE_DIR, exist_ok=True)
         (emb / DONE_DIR / name).write_bytes(b"")
-    assert pending_parts(str(faces), str(emb)) == [str(faces / "part-new.parquet")]
+    assert list(pending_parts(str(faces), str(emb))) == [str(faces / "part-new.parquet")]
     # the two orphans (the old part's output and its marker) are gone, the kept part untouched
     assert sorted(os.listdir(emb)) == [DONE_DIR, "part-kept.parquet"] and os.listdir(emb / DONE_DIR) == ["part-kept.parquet"]
 
@@ -155,3 +155,31 @@ def test_rows_without_a_settings_record_are_not_taken_for_this_runs(tmp_path):
     with pytest.raises(OutputClaimError, match=r"_settings.json: unreadable"):
         with claim(str(out), "extract", {"n_frames": 16}):
             pass
+
+
+def test_a_video_whose_file_changed_is_redone_and_so_is_every_stage_after(tmp_path):
+    from difffake_ray.pipeline.parts import _write_part
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for v in "ab":
+        (videos / f"{v}.mp4").write_bytes(b"first take")
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    rows = [dict(video_id=v, uri=str(videos / f"{v}.mp4"), label="real", dataset="d", method="m", split="test",
+                 video_status="ok", status="ok", frame_index=0,
+                 source_signature=storage.file_signature(str(videos / f"{v}.mp4"))) for v in "ab"]
+    for i, row in enumerate(rows):
+        pq.write_table(pa.Table.from_pylist([row], schema=schema.FACES_SCHEMA), faces / f"part-{i}.parquet")
+    emb = str(tmp_path / "emb")
+    for f, signature in pending_parts(str(faces), emb).items():  # embed did every part
+        _write_part(emb, os.path.basename(f), pa.table({"x": [1]}), done=signature)
+    assert pending_parts(str(faces), emb) == {}
+    os.utime(videos / "b.mp4", ns=(0, 0))  # the same name, other content (here: another time)
+    (videos / "b.mp4").write_bytes(b"second take, longer")
+    kept, redone = resume_state(str(faces))
+    assert kept == {"a"} and redone == {"changed": 1} and sorted(os.listdir(faces)) == ["part-0.parquet"]
+    pq.write_table(pa.Table.from_pylist([rows[1]], schema=schema.FACES_SCHEMA), faces / "part-1.parquet")  # redone
+    assert list(pending_parts(str(faces), emb)) == [str(faces / "part-1.parquet")]  # embed redoes it too
+    _write_part(emb, "part-1.parquet", pa.table({"x": [2]}), done=storage.file_signature(str(faces / "part-1.parquet")))
+    assert pending_parts(str(faces), emb) == {} and len(os.listdir(os.path.join(emb, DONE_DIR))) == 2

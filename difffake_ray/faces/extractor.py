@@ -108,7 +108,7 @@ class FaceExtractor:
             return [video_failure_row(row, schema.ERROR, f"{uri}: {exc!r}\n{traceback.format_exc(limit=3)}")]
         rows = [r for frame in per_frame for r in frame]
         for r in rows:
-            r["video_frame_count"] = info.frame_count
+            r["video_frame_count"], r["source_signature"] = info.frame_count, info.signature
 
         any_face = any(r["status"] == schema.FRAME_OK for r in rows)
         video_status = schema.VIDEO_OK if any_face else schema.NO_FACE

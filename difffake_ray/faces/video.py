@@ -15,6 +15,11 @@ import numpy as np
 from .. import schema, storage
 
 
+# The most pixels a decoded frame may hold (8192 x 8192: 200 MB as RGB). Checked on the declared
+# size and on every decoded frame: a stream may declare 64x64 and grow mid-way.
+MAX_FRAME_PIXELS = 8192 * 8192
+
+
 class VideoError(Exception):
     """A per-video fault with the status it maps to in the output."""
 
@@ -31,6 +36,7 @@ class VideoInfo:
     height: int
     rotation: int = 0
     video_streams: int = 1  # the first is read; a note says when there are others
+    signature: Optional[str] = None  # the file as read (storage.signature)
 
 
 @dataclass
@@ -97,19 +103,19 @@ def _count_frames(container, stream) -> int:
     return n
 
 
-def probe(uri: str) -> None:
-    """Raise VideoError naming why ``uri`` cannot be read, or return: a missing file, a symlink
-    loop, a permission, a refused connection and missing credentials each say so (the last three
-    as ``error``: they are about the environment, and a rerun redoes them)."""
+def probe(uri: str) -> Optional[str]:
+    """Raise VideoError naming why ``uri`` cannot be read, or return its ``storage.signature``
+    (None over HTTP): a missing file, a symlink loop, a permission, a refused connection and
+    missing credentials each say so (the last three as ``error``: they are about the environment,
+    and a rerun redoes them)."""
     import errno
 
     try:
         fs, path = storage.url_to_fs(uri)
         if uri.startswith(("http://", "https://")):
             fs.cat_file(path, start=0, end=1)  # its info() reports a refused connection as not found
-        else:
-            fs.info(path)
-        return
+            return None
+        return storage.signature(fs.info(path))
     except FileNotFoundError:
         raise VideoError(schema.MISSING, f"{uri}: file not found") from None
     except PermissionError:
@@ -143,7 +149,7 @@ def read_sampled_frames(
     """
     import av
 
-    probe(uri)
+    signature = probe(uri)
     fh = None
     try:
         container, fh = _open_container(uri)
@@ -157,7 +163,7 @@ def read_sampled_frames(
         height = int(stream.codec_context.height or 0)
         if width <= 0 or height <= 0:
             raise VideoError(schema.UNREADABLE, f"{uri}: declared frame size {width}x{height} is empty")
-        if width * height > 8192 * 8192:
+        if width * height > MAX_FRAME_PIXELS:
             raise VideoError(schema.UNREADABLE, f"{uri}: declared frame size {width}x{height} is too large")
         fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
         frame_count = int(stream.frames or 0)
@@ -166,7 +172,7 @@ def read_sampled_frames(
                 frame_count = _count_frames(container, stream)
         except av.error.FFmpegError as exc:
             raise VideoError(schema.UNREADABLE, f"{uri}: cannot demux ({exc})") from None
-        info = VideoInfo(frame_count, fps, width, height, _rotation_of(stream), len(container.streams.video))
+        info = VideoInfo(frame_count, fps, width, height, _rotation_of(stream), len(container.streams.video), signature)
         if frame_count <= 0:
             raise VideoError(schema.NO_FRAMES, f"{uri}: the video holds no frames")
         wanted = sample_frame_indices(frame_count, n_frames, mode)
@@ -174,14 +180,14 @@ def read_sampled_frames(
         stream.thread_type = "AUTO" if threads > 1 else "SLICE"
         stream.codec_context.thread_count = max(1, threads)
         handle = handle or (lambda frame: frame)
-        frames, decoded, shape = _decode_indices(container, stream, wanted, handle)
+        frames, decoded, shape = _decode_indices(container, stream, wanted, handle, uri)
         if len(frames) < len(wanted) and decoded > 0:
             # The container over-declared its frame count (a truncated file): sample again over
             # the frames that really decode, so the sample stays equally spaced.
             info.frame_count = decoded
             container.seek(0)
             wanted = sample_frame_indices(decoded, n_frames, mode)
-            frames, _, shape = _decode_indices(container, stream, wanted, handle)
+            frames, _, shape = _decode_indices(container, stream, wanted, handle, uri)
         if not frames:
             raise VideoError(schema.NO_FRAMES, f"{uri}: no frame could be decoded")
         if shape != (height, width):  # turned upright: report what is analysed
@@ -197,7 +203,8 @@ def read_sampled_frames(
             fh.close()
 
 
-def _decode_indices(container, stream, wanted: np.ndarray, handle: Callable[[DecodedFrame], Any]) -> tuple:
+def _decode_indices(container, stream, wanted: np.ndarray, handle: Callable[[DecodedFrame], Any],
+                    uri: str = "") -> tuple:
     """One sequential pass; only the wanted frames are converted to RGB and handed to ``handle``.
 
     Returns ``(handled, n_decoded, (height, width) of the frames)``: n_decoded counts frames
@@ -215,6 +222,9 @@ def _decode_indices(container, stream, wanted: np.ndarray, handle: Callable[[Dec
     try:
         for frame in container.decode(stream):
             index += 1
+            if frame.width * frame.height > MAX_FRAME_PIXELS:  # before it is converted, kept or handled
+                raise VideoError(schema.UNREADABLE, f"{uri}: frame {index} is {frame.width}x{frame.height}, over "
+                                                    f"the {MAX_FRAME_PIXELS} pixels a frame may hold")
             if index in targets:
                 img = upright(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
                 shape = shape or img.shape[:2]

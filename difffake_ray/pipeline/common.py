@@ -38,23 +38,34 @@ TRANSIENT_STATUSES = (schema.MISSING, schema.ERROR)
 
 
 def resume_state(out_uri: str, redo_failed: bool = False) -> Tuple[Set[str], Dict[str, int]]:
-    """What a rerun keeps of an output -> (video ids kept, {status: videos to redo}).
+    """What a rerun keeps of an output -> (video ids kept, {status or "changed": videos to redo}).
 
-    Videos whose status is transient (every failure with ``redo_failed``) are redone: the part
-    files holding them are deleted, and every video of those parts is extracted again (a part
-    is rewritten whole, never edited). Downstream stages drop their outputs of parts that no
-    longer exist (``parts.pending_parts``)."""
+    Videos whose status is transient (every failure with ``redo_failed``), and videos whose input
+    file has changed since it was read (size or modification time), are redone: the part files
+    holding them are deleted, and every video of those parts is extracted again (a part is
+    rewritten whole, never edited). Downstream stages redo the parts that were rewritten and drop
+    their outputs of parts that no longer exist (``parts.pending_parts``)."""
     redo = (lambda s: s != schema.VIDEO_OK) if redo_failed else (lambda s: s in TRANSIENT_STATUSES)
+    tracked = "source_signature" in storage.parquet_dataset(out_uri).schema.names  # older outputs: no record
+    columns = ["video_id", "video_status"] + (["uri", "source_signature"] if tracked else [])
     status_of: Dict[str, str] = {}
     part_of: Dict[str, str] = {}
-    for part, table in storage.scan_parts(out_uri, ["video_id", "video_status"]):
+    read_as: Dict[str, Tuple[str, str]] = {}  # video -> (uri, signature when read)
+    for part, table in storage.scan_parts(out_uri, columns):
         for vid, status in video_statuses(table):
             status_of[vid], part_of[vid] = status, part
-    stale_parts = {part_of[v] for v, s in status_of.items() if redo(s)}
-    redone = collections.Counter(s for v, s in status_of.items() if redo(s))
+        if tracked:
+            first = schema.first_row_per_video(table.filter(pc.is_valid(table["source_signature"])))
+            read_as.update(zip(first["video_id"].to_pylist(), zip(first["uri"].to_pylist(),
+                                                                first["source_signature"].to_pylist())))
+    reasons = {v: s for v, s in status_of.items() if redo(s)}
+    kept = [v for v in read_as if v not in reasons]
+    now = storage.file_signatures(read_as[v][0] for v in kept)
+    reasons.update({v: "changed" for v in kept if now.get(read_as[v][0]) != read_as[v][1]})
+    stale_parts = {part_of[v] for v in reasons}
     for part in stale_parts:
         storage.remove(part)
-    return {v for v in status_of if part_of[v] not in stale_parts}, dict(redone)
+    return {v for v in status_of if part_of[v] not in stale_parts}, dict(collections.Counter(reasons.values()))
 
 
 def video_statuses(table: pa.Table, status_column: str = "video_status") -> Iterable[Tuple[str, str]]:

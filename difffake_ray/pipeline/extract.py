@@ -101,7 +101,7 @@ def _extract(manifest: pa.Table, source: str, out_uri: str, cfg: Config, adapter
     storage.write_parquet_atomic(manifest, storage.join(out_uri, MANIFEST_RECORD))
     done, redone = resume_state(out_uri, redo_failed)
     if redone:
-        print(f"extract: redoing {sum(redone.values())} failed video(s) "
+        print(f"extract: redoing {sum(redone.values())} failed or changed video(s) "
               f"({', '.join(f'{k} {v}' for k, v in sorted(redone.items()))}) and the others of their part files",
               flush=True)
     # the manifest stays an Arrow table (a million rows as dicts would cost the driver ~1 GB)

@@ -1,6 +1,8 @@
 """Part-file mapping on Ray Data: each input part file (whole videos) becomes output part file(s)
-of the same name, written atomically, then a ``_done/<name>`` marker. A rerun skips parts whose
-marker exists; a retried task rewrites the same names.
+of the same name, written atomically, then a ``_done/<name>@<digest>`` marker naming the input
+part's signature (size, modification time). A rerun skips parts whose marker matches the input as
+it is now, from one listing, and redoes a part that upstream rewrote; a retried task rewrites the
+same names.
 
 Two stages, streamed the way Ray documents batch inference: CPU tasks read a part (projected to
 the columns the worker needs) and, on a cluster with GPUs, prepare it (``prepare``: e.g. decode
@@ -24,7 +26,7 @@ from ..runtime import cluster_cpus, cluster_gpus
 
 DONE_DIR = "_done"
 ERRORS_DIR = "_errors"  # input parts that could not be read at all, one JSON each
-PART, PART_ROWS = "__part", "__part_rows"  # bookkeeping columns between the two stages
+PART, PART_ROWS, PART_SIGNATURE = "__part", "__part_rows", "__part_signature"  # between the two stages
 # A part is one batch of the worker stage; Ray Data must not split its block on the way (a part of
 # 16 videos x 40 crops at 380 px is ~280 MB), or the worker would see a fraction of a part.
 MAX_PART_BLOCK_BYTES = 4 << 30
@@ -34,10 +36,11 @@ LOADER_SHARE = 0.25
 
 def load_parts(batch: Dict[str, np.ndarray], out_uri: str, out_schema: pa.Schema, in_columns: Optional[List[str]],
                prepare: Optional[Callable[[pa.Table], pa.Table]], partition_by: Optional[str] = None) -> pa.Table:
-    """CPU stage: one input part -> its (prepared) rows, tagged with the part's name and size."""
+    """CPU stage: one input part -> its (prepared) rows, tagged with the part's name, size and
+    signature (what its done marker records)."""
     tables = []
-    for f in batch["file"]:
-        f = str(f)
+    for f, signature in zip(batch["file"], batch["signature"]):
+        f, signature = str(f), str(signature)
         name = posixpath.basename(f)
         try:
             table = storage.read_parquet_files([f], columns=in_columns)
@@ -45,13 +48,14 @@ def load_parts(batch: Dict[str, np.ndarray], out_uri: str, out_schema: pa.Schema
             _unreadable_part(f, name, exc, out_uri, out_schema, in_columns, partition_by)
             continue
         if table.num_rows == 0:  # nothing for the worker: the (empty) output is written here
-            _write_part(out_uri, name, out_schema.empty_table(), partition_by)
+            _write_part(out_uri, name, out_schema.empty_table(), partition_by, done=signature)
             continue
         if prepare is not None:
             table = prepare(table)
         n = table.num_rows
         tables.append(table.append_column(PART, pa.array([name] * n, pa.string()))
-                           .append_column(PART_ROWS, pa.array([n] * n, pa.int64())))
+                           .append_column(PART_ROWS, pa.array([n] * n, pa.int64()))
+                           .append_column(PART_SIGNATURE, pa.array([signature] * n, pa.string())))
     if not tables:
         return pa.table({"file": pa.array([], pa.string())})
     return pa.concat_tables(tables)
@@ -78,7 +82,7 @@ def _unreadable_part(f: str, name: str, exc: Exception, out_uri: str, out_schema
     columns = {c: (pa.array([failed[c]] * n, pa.string()) if c in failed else
                    table[c] if c in table.column_names else pa.nulls(n, out_schema.field(c).type))
                for c in out_schema.names}
-    _write_part(out_uri, name, pa.table(columns).cast(out_schema), partition_by, done=False)
+    _write_part(out_uri, name, pa.table(columns).cast(out_schema), partition_by, done=None)
 
 
 class StageWriteError(ValueError):
@@ -118,15 +122,35 @@ def unreadable_parts(out_uri: str) -> List[Dict[str, str]]:
 
 
 def _write_part(out_uri: str, name: str, table: pa.Table, partition_by: Optional[str] = None,
-                done: bool = True) -> None:
+                done: Optional[str] = None) -> None:
+    """Write a part's output; then, unless ``done`` is None, its marker holding ``done`` (the input
+    part's signature)."""
     if partition_by:
         for key in sorted(pc.unique(table[partition_by]).to_pylist()):
             storage.write_parquet_atomic(table.filter(pc.equal(table[partition_by], key)),
                                          storage.join(out_uri, f"{partition_by}={key}", name))
     else:
         storage.write_parquet_atomic(table, storage.join(out_uri, name))
-    if done:
-        storage.write_bytes_atomic(storage.join(out_uri, DONE_DIR, name), b"")
+    if done is not None:
+        marker = done_marker(name, done)
+        storage.write_bytes_atomic(storage.join(out_uri, DONE_DIR, marker), b"")
+        fs, path = storage.url_to_fs(storage.join(out_uri, DONE_DIR))
+        for old in fs.glob(posixpath.join(path, glob_escape(name) + "*")):  # markers of earlier versions of the part
+            if posixpath.basename(old) != marker and posixpath.basename(old).split("@")[0] == name:
+                fs.rm(old)
+
+
+def done_marker(name: str, signature: str) -> str:
+    """The done marker's file name: the part's name and a digest of its input's signature."""
+    import hashlib
+
+    return f"{name}@{hashlib.sha1(signature.encode('utf-8')).hexdigest()[:16]}"
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
 
 
 class PartMapper:
@@ -146,28 +170,32 @@ class PartMapper:
         if len(names) != 1 or batch.num_rows != batch[PART_ROWS][0].as_py():
             raise RuntimeError(f"parts {names} arrived as a batch of {batch.num_rows} rows, not one whole part: "
                                f"Ray Data split or merged their blocks")
-        table = batch.drop_columns([PART, PART_ROWS])
+        signature = batch[PART_SIGNATURE][0].as_py()
+        table = batch.drop_columns([PART, PART_ROWS, PART_SIGNATURE])
         out = self.worker(self.prepare(table) if self.prepare is not None else table)
         if not isinstance(out, pa.Table):
             out = pa.Table.from_pylist(out, schema=self.out_schema)
-        _write_part(self.out_uri, names[0], out.cast(self.out_schema), self.partition_by)
+        _write_part(self.out_uri, names[0], out.cast(self.out_schema), self.partition_by, done=signature)
         return {"file": names, "rows": [out.num_rows]}
 
 
-def pending_parts(in_uri: str, out_uri: str) -> List[str]:
-    """The input parts still to do: those without a done marker. Outputs (and markers) of input
-    parts that no longer exist are deleted first: an upstream rerun rewrote that part under a
-    new name, and its videos come back with it. One listing of each folder."""
-    inputs = storage.list_data_files(in_uri)
+def pending_parts(in_uri: str, out_uri: str) -> Dict[str, str]:
+    """The input parts still to do -> {part URI: its signature}: those without a done marker for
+    the signature they have now (upstream rewrote the part: a video's file changed, a failure was
+    redone). Outputs (and markers) of input parts that no longer exist are deleted first: their
+    videos came back in a part of another name. One listing of each folder; a marker written
+    before signatures (the part's bare name) counts as done."""
+    inputs = storage.data_file_signatures(in_uri)
     names = {posixpath.basename(f) for f in inputs}
     markers = storage.join(out_uri, DONE_DIR)
     fs, path = storage.url_to_fs(markers)
     done = {posixpath.basename(p) for p in fs.ls(path, detail=False)} if fs.exists(path) else set()
     stale = [f for f in storage.list_data_files(out_uri) if posixpath.basename(f) not in names]
-    stale += [storage.join(markers, name) for name in done - names]
+    stale += [storage.join(markers, m) for m in done if m.split("@")[0] not in names]
     for f in stale:
         storage.remove(f)
-    return [f for f in inputs if posixpath.basename(f) not in done]
+    return {f: sig for f, sig in inputs.items()
+            if done_marker(posixpath.basename(f), sig) not in done and posixpath.basename(f) not in done}
 
 
 @contextlib.contextmanager
@@ -209,7 +237,8 @@ def map_parts(in_uri: str, out_uri: str, make_worker: Callable[[], Any], out_sch
     n_actors = max(1, min(concurrency or n_actors, len(todo)))
     total = 0
     with _whole_part_blocks():
-        ds = ray.data.from_items([{"file": f} for f in todo], override_num_blocks=len(todo))
+        ds = ray.data.from_items([{"file": f, "signature": sig} for f, sig in todo.items()],
+                                 override_num_blocks=len(todo))
         ds = ds.map_batches(load_parts, batch_size=1, batch_format="numpy", num_cpus=loader_cpus,
                             fn_kwargs=dict(out_uri=out_uri, out_schema=out_schema, in_columns=in_columns,
                                            prepare=prepare if prepare_in_loader else None,
