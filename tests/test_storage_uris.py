@@ -107,3 +107,16 @@ def test_s3_with_a_local_stand_in(s3_server):
     assert metrics["overall"]["auc"] > 0.9
     files = storage.list_data_files(f"{s3_server}/run1/scores")
     assert files == [f"{s3_server}/run1/scores/dataset=toy/part-0.parquet"]
+
+
+def test_a_tilde_in_a_path_is_the_home_folder_everywhere(tmp_path, monkeypatch):
+    import os
+
+    from difffake_ray import storage
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    storage.write_text_atomic("~/out/a.txt", "x")  # fsspec alone would write ./~/out/a.txt
+    assert (tmp_path / "out" / "a.txt").read_text() == "x" and not (tmp_path / "~").exists()
+    assert storage.absolute("~/out") == str(tmp_path / "out") and storage.exists("~/out/a.txt")
+    assert storage.list_data_files("~/out", ".txt") == [os.path.join(str(tmp_path), "out", "a.txt")]

@@ -111,3 +111,38 @@ def test_a_frame_handler_sees_each_sampled_frame_once_and_none_is_kept(tmp_path)
     info, handled = read_sampled_frames(path, 10, "linspace", handle=handle)
     assert handled == sample_frame_indices(30, 10).tolist() and info.frame_count == 30
     assert max(alive) == 0  # no earlier frame survives its handling
+
+
+def test_a_stream_that_grows_past_the_frame_limit_is_refused_before_a_frame_is_kept(tmp_path, monkeypatch):
+    """A stream that declares 64x64 and then carries larger frames (here 320x320 against a limit
+    of 100x100; in the field, 16000x16000 against 8192x8192): refused, naming the frame."""
+    import av
+
+    import difffake_ray.faces.video as video
+
+    def raw(path, side):
+        with av.open(path, "w", format="h264") as c:
+            s = c.add_stream("libx264", rate=25)
+            s.width, s.height, s.pix_fmt = side, side, "yuv420p"
+            for i in range(3):
+                for p in s.encode(av.VideoFrame.from_ndarray(np.full((side, side, 3), 100 + i, np.uint8), "rgb24")):
+                    c.mux(p)
+            for p in s.encode():
+                c.mux(p)
+        return open(path, "rb").read()
+
+    from fractions import Fraction
+
+    stream = tmp_path / "grows.h264"  # two H.264 streams back to back: the size changes at frame 3
+    stream.write_bytes(raw(str(tmp_path / "a.h264"), 64) + raw(str(tmp_path / "b.h264"), 320))
+    grows = tmp_path / "grows.mkv"
+    with av.open(str(stream)) as src, av.open(str(grows), "w") as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for i, packet in enumerate(p for p in src.demux(src.streams.video[0]) if p.size):
+            packet.stream, packet.pts, packet.dts, packet.time_base = out, i, i, Fraction(1, 25)
+            dst.mux(packet)
+    monkeypatch.setattr(video, "MAX_FRAME_PIXELS", 100 * 100)
+    handled = []
+    with pytest.raises(video.VideoError, match=r"grows.mkv: frame 3 is 320x320, over the 10000 pixels") as exc:
+        video.read_sampled_frames(str(grows), 6, handle=lambda f: handled.append(f.image.shape))
+    assert exc.value.status == "unreadable" and all(shape[:2] == (64, 64) for shape in handled)
