@@ -100,7 +100,8 @@ def generate(args, n: int) -> None:
         m = rows.num_rows
         common = {c: rows[c] for c in schema.MANIFEST_COLUMNS}
         common.update(video_status=pa.array(["ok"] * m), status=pa.array(["ok"] * m), error=pa.nulls(m, pa.string()),
-                      frame_index=pa.array(np.tile(np.arange(f, dtype=np.int32) * 5, len(ids))))
+                      frame_index=pa.array(np.tile(np.arange(f, dtype=np.int32) * 5, len(ids))),
+                      track=pa.array(np.zeros(m, np.int16)), motion=pa.array(np.full(m, 8.0, np.float32)))
         face_cols = dict(common, crop=pa.array([crop] * m, pa.binary()), crop_format=pa.array(["png"] * m))
         face_table = pa.table({c: face_cols.get(c, pa.nulls(m, schema.FACES_SCHEMA.field(c).type))
                                for c in schema.FACES_SCHEMA.names}).cast(schema.FACES_SCHEMA)

@@ -377,3 +377,30 @@ def test_sigint_while_the_backbone_loads_exits_within_seconds(detector, corpus):
     time.sleep(0.5)
     assert not [p for p in workers if os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read()
                 .lower()]
+
+
+def test_detect_and_the_batch_path_draw_the_same_pairs_under_any_name(detector, corpus, tmp_path):
+    """With fewer pairs drawn than a video has (5 of 28), the draw decides the score: it must not
+    depend on the name (detect names a video by its file, the batch path by the manifest's id)."""
+    import copy
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from difffake_ray.adm.persistence import load_model
+    from difffake_ray.pipeline.detect import run_bundle, run_detect
+    from difffake_ray.score import score_videos
+
+    cfg = copy.deepcopy(detector["cfg"])
+    cfg.score.pairs_per_video = 5
+    bundle = str(tmp_path / "five-pairs")
+    run_bundle(detector["backbone"], detector["adm"], bundle, cfg, calibrate_uri=detector["emb_dir"])
+    model, meta = load_model(detector["adm"])
+    batch = {r["video_id"]: r for r in score_videos(detector["emb"], model, meta, 5, 1, 0, min_faces=cfg.score.min_faces)}
+    video = next(r for r in pq.read_table(os.path.join(corpus, "manifest.parquet")).to_pylist() if r["label"] == "fake")
+    renamed = str(tmp_path / "renamed-copy.mov")
+    shutil.copy(os.path.join(corpus, video["uri"]), renamed)
+    first, second = run_detect([os.path.join(corpus, video["uri"]), renamed], bundle)
+    assert batch[video["video_id"]]["n_pairs"] == first["n_pairs"] == 5
+    assert first["score"] == pytest.approx(batch[video["video_id"]]["score"], rel=1e-6)
+    assert second["score"] == first["score"]

@@ -174,7 +174,8 @@ def test_embed_and_score_resume_an_interrupted_output(ray_local, faces, tmp_path
     run_embed(faces, emb, backbone, cfg, progress=False)
     run_fit(emb, adm, cfg)
     run_score(emb, scores, adm, cfg, progress=False)
-    want_emb = storage.read_parquet_dir(emb).sort_by([("video_id", "ascending"), ("frame_index", "ascending")])
+    order = [("video_id", "ascending"), ("frame_index", "ascending"), ("track", "ascending")]
+    want_emb = storage.read_parquet_dir(emb).sort_by(order)
     want_scores = read_scores(scores).sort_by("video_id")
 
     for out, rerun in ((emb, lambda: run_embed(faces, emb, backbone, cfg, progress=False)),
@@ -184,16 +185,21 @@ def test_embed_and_score_resume_an_interrupted_output(ray_local, faces, tmp_path
         for p in parts:  # the second half never happened ...
             if os.path.basename(p) in names[len(names) // 2:]:
                 os.remove(p)
+        markers = os.listdir(os.path.join(out, DONE_DIR))  # <part name>@<its input's signature>
+
+        def remove_marker(name):
+            for m in markers:
+                if m.split("@")[0] == name and os.path.exists(os.path.join(out, DONE_DIR, m)):
+                    os.remove(os.path.join(out, DONE_DIR, m))
+
         for name in names[len(names) // 2:]:
-            marker = os.path.join(out, DONE_DIR, name)
-            if os.path.exists(marker):
-                os.remove(marker)
-        os.remove(os.path.join(out, DONE_DIR, names[0]))  # ... one part was written, its marker not
+            remove_marker(name)
+        remove_marker(names[0])  # ... one part was written, its marker not
         shutil.copy(parts[0], os.path.join(os.path.dirname(parts[0]), ".tmp-0123-" + names[0]))
         rerun()
         report = verify_output(out)
         assert report["ok"] and not report["warnings"], report
-    got_emb = storage.read_parquet_dir(emb).sort_by([("video_id", "ascending"), ("frame_index", "ascending")])
+    got_emb = storage.read_parquet_dir(emb).sort_by(order)
     assert got_emb.equals(want_emb)
     assert read_scores(scores).sort_by("video_id").equals(want_scores)
 
