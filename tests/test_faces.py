@@ -224,3 +224,17 @@ def test_a_poster_beside_a_person_is_a_track_of_its_own_and_still(tmp_path):
         assert len({r["frame_index"] for r in rs}) == len(rs)  # one face of a track per frame
         motion = np.median([r["motion"] for r in rs if r["motion"] is not None])
         assert (motion < 0.5) if side[t] else (motion > 2.0), (t, motion)
+
+
+def test_one_face_found_by_two_tracks_windows_goes_to_one_track():
+    from difffake_ray.faces.tracking import FaceTracks, distinct_boxes
+
+    tracks = FaceTracks(max_tracks=3)
+    assert tracks.link([np.array([100, 100, 80, 80]), np.array([150, 120, 80, 80])]) == [
+        (0, tracks.last_box[0]), (1, tracks.last_box[1])]
+    same_face = distinct_boxes(np.array([[102, 101, 80, 80], [104, 100, 78, 78]]))
+    assert len(same_face) == 1
+    linked = tracks.link(same_face)
+    assert [t for t, _ in linked] == [0] and tracks.misses == [0, 1]
+    tracks.link(same_face)
+    assert tracks.searched() == [0]  # a track unseen for two frames is left to the full searches

@@ -52,6 +52,31 @@ def test_embed_fit_score_evaluate(ray_local, faces, tmp_path):
     key = lambda t: sorted((r["video_id"], r["score"]) for r in t.to_pylist())  # noqa: E731
     assert key(read_scores(str(tmp_path / "scores2"))) == key(table)
 
+    # the batch path reads every column scoring needs: a video of two face tracks scores as
+    # score_videos scores it (the track and motion columns reach the scorer)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from difffake_ray.adm.persistence import load_model
+    from difffake_ray.score import score_videos
+
+    two = sorted(videos)[0]
+    in_two = pc.and_(pc.equal(e["video_id"], two), pc.equal(pc.bit_wise_and(e["frame_index"], 1), 0))
+    tracks = pc.if_else(in_two, pa.scalar(1, pa.int16()), e["track"])
+    split_emb = str(tmp_path / "emb-two-tracks")
+    storage.write_parquet_atomic(e.set_column(e.schema.get_field_index("track"), "track", tracks),
+                                 os.path.join(split_emb, "part-0.parquet"))
+    run_score(split_emb, str(tmp_path / "scores-two"), adm, cfg, progress=False)
+    model, meta = load_model(adm)
+    s = cfg.score
+    direct = {r["video_id"]: r for r in score_videos(storage.read_parquet_dir(split_emb), model, meta,
+                                                     s.pairs_per_video, s.min_frame_gap, s.seed,
+                                                     min_faces=s.min_faces)}
+    batch = {r["video_id"]: r for r in read_scores(str(tmp_path / "scores-two")).to_pylist()}
+    assert {k: (r["status"], r["score"], r["track"], r["n_tracks"]) for k, r in batch.items()} == \
+        {k: (r["status"], r["score"], r["track"], r["n_tracks"]) for k, r in direct.items()}
+    assert batch[two]["n_faces"] < videos[two]["n_faces"]  # its faces were split between two tracks
+
     metrics = run_evaluate(scores, report, cfg)
     assert 0.0 <= metrics["overall"]["auc"] <= 1.0
     assert "synthetic/faceswap" in metrics["per_method"]

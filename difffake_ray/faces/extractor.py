@@ -20,7 +20,7 @@ from .codec import encode_image
 from .crop import crop_face, crop_window, to_crop_coordinates
 from .detectors import create_detector, detect_near, largest_faces
 from .landmarkers import create_landmarker
-from .tracking import FaceTracks, continues
+from .tracking import FaceTracks, continues, distinct_boxes
 from .video import VideoError, read_sampled_frames
 
 
@@ -125,12 +125,14 @@ class FaceExtractor:
         (every ``full_search_every`` sampled frames), each track is looked for near where it was;
         a track not found there, or a detector that cannot search a window, means a full search."""
         cfg = self.cfg
-        full = (not cfg.track_faces or not self._tracks.last_box or not hasattr(self.detector, "classifier")
+        searched = self._tracks.searched()
+        full = (not cfg.track_faces or not searched or not hasattr(self.detector, "classifier")
                 or self._frames_seen % cfg.full_search_every == 0)
         self._frames_seen += 1
         if not full:
             found = []
-            for last in self._tracks.last_box:
+            for t in searched:
+                last = self._tracks.last_box[t]
                 near = detect_near(self.detector, image, last)
                 best = max(near, key=lambda b: continues(last, b), default=None)
                 if best is None or continues(last, best) == 0:
@@ -138,7 +140,8 @@ class FaceExtractor:
                     break
                 found.append(best)
             if not full:
-                return np.asarray(found)
+                # two tracks' windows may find one face: keep it once (link gives it to one track)
+                return distinct_boxes(np.asarray(found))
         return largest_faces(self.detector.detect(image), cfg.max_faces, by=cfg.largest_by)
 
     def faces_of(self, image: np.ndarray) -> List[Dict[str, Any]]:

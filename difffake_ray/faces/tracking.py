@@ -38,6 +38,16 @@ def continues(track_box, box, min_iou: float = 0.2) -> float:
     return 0.01 if moved < max(tw, th, 1.0) and 1 / 1.5 <= ratio <= 1.5 else 0.0
 
 
+def distinct_boxes(boxes: np.ndarray, max_iou: float = 0.5) -> np.ndarray:
+    """``boxes`` (N, 4) without the ones that overlap an earlier box by more than ``max_iou``: one
+    face found twice (two tracks' search windows over it) is kept once."""
+    kept: List[np.ndarray] = []
+    for b in boxes:
+        if all(iou(b, k) <= max_iou for k in kept):
+            kept.append(b)
+    return np.asarray(kept).reshape(-1, 4)
+
+
 @dataclass
 class FaceTracks:
     """Tracks of one video. ``link(boxes)`` assigns one frame's boxes to tracks (greedy, best link
@@ -45,6 +55,12 @@ class FaceTracks:
 
     max_tracks: int = 4
     last_box: List[np.ndarray] = field(default_factory=list)  # per track: where it was last seen
+    misses: List[int] = field(default_factory=list)  # per track: frames since it was last seen
+
+    def searched(self, lost_after: int = 2) -> List[int]:
+        """The tracks worth looking for near their last box: those seen in the last ``lost_after``
+        frames (a face that left is found again, if it comes back, by a full search)."""
+        return [t for t, m in enumerate(self.misses) if m < lost_after]
 
     def link(self, boxes) -> List[Tuple[int, np.ndarray]]:
         boxes = [np.asarray(b) for b in boxes]
@@ -62,7 +78,10 @@ class FaceTracks:
             if len(self.last_box) >= self.max_tracks:
                 break
             self.last_box.append(boxes[i])
+            self.misses.append(0)
             out.append((len(self.last_box) - 1, boxes[i]))
+        seen = {t for t, _ in out}
+        self.misses = [0 if t in seen else m + 1 for t, m in enumerate(self.misses)]
         for t, b in out:
             self.last_box[t] = b
         return sorted(out, key=lambda tb: tb[0])

@@ -14,7 +14,7 @@ from .common import output_counts, summary_line
 from .claim import claim
 from .parts import check_unreadable, map_parts, unreadable_parts
 
-EMB_COLUMNS = schema.MANIFEST_COLUMNS + ["video_status", "status", "error", "frame_index", "embedding"]
+EMB_COLUMNS = schema.EMBEDDINGS_KEY_COLUMNS + ["embedding"]  # with each face's track and motion
 
 
 def _make_scorer(model_uri: str, n_pairs: int, min_gap: int, seed: int, min_faces: int):
