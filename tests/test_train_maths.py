@@ -122,6 +122,9 @@ def _ddp_sam_worker(rank: int, world: int, init_file: str, out_dir: str) -> None
     sam_step(model, opt, loss_fn)
     torch.save({"perturbed": perturbed[1], "after": model.module.weight.detach().clone()},
                os.path.join(out_dir, f"rank{rank}.pt"))
+    # both ranks done before either tears gloo down: a rank that exits while the other still talks
+    # aborts ("terminate called without an active exception"), seen once in a full suite run
+    dist.barrier()
     dist.destroy_process_group()
 
 
