@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema, storage
-from ..config import Config
+from ..config import Config, FitConfig
 from ..runtime import FITTED_VIDEOS, read_run_record, write_run_record, write_seen_videos
 from .combinations import combine_pairs
 from .models import create_anomaly_model
@@ -45,8 +45,6 @@ def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap
     the driver's memory is set by ``max_pairs``, not by the corpus."""
     import pyarrow.dataset as pads
 
-    from ..score import track_pairs, tracks_by_video
-
     filt = _real_faces(split)
     if max_pairs is not None and combination != "single":  # single frames are capped below, as pairs are
         videos = training_videos(emb_uri, split)
@@ -59,8 +57,17 @@ def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap
     batches = list(storage.scan_batches(emb_uri, columns, filter=filt))
     if not batches:
         raise ValueError(f"{emb_uri}: no real video of split {split!r} has two usable faces to pair")
-    videos = tracks_by_video(pa.Table.from_batches(batches))
-    del batches
+    return training_pairs(pa.Table.from_batches(batches), combination, n_pairs, min_gap, seed, l2_normalize,
+                          max_pairs, where=f"{emb_uri}: no real video of split {split!r}")
+
+
+def training_pairs(table: pa.Table, combination: str, n_pairs: int, min_gap: int, seed: int, l2_normalize: bool,
+                   max_pairs: Optional[int] = None, where: str = "no video") -> Tuple[np.ndarray, np.ndarray]:
+    """Embedding rows of real videos -> (pair features (N, D), the video id of each row (N,)): the
+    pairs of every moving face track, as score draws them, capped at ``max_pairs`` (seeded)."""
+    from ..score import track_pairs, tracks_by_video
+
+    videos = tracks_by_video(table)
     feats, owners = [], []
     for vid, tracks in sorted(videos.items()):
         for _, track in sorted(tracks.items()):  # every moving face track of a real video is real
@@ -74,7 +81,7 @@ def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap
                 feats.append(combine_pairs(combination, emb[pairs[:, 0]], emb[pairs[:, 1]], l2_normalize))
             owners.append(np.full(len(feats[-1]), vid, dtype=object))
     if not feats:
-        raise ValueError(f"{emb_uri}: no real video of split {split!r} has two usable faces to pair")
+        raise ValueError(f"{where} has two usable faces to pair")
     X, who = np.concatenate(feats), np.concatenate(owners)
     if max_pairs is not None and len(X) > max_pairs:
         keep = np.sort(np.random.default_rng(seed).choice(len(X), size=max_pairs, replace=False))
@@ -82,19 +89,11 @@ def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap
     return X, who
 
 
-def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
-    started = time.time()
-    f = cfg.fit
-    X, owners = collect_training_pairs(emb_uri, f.combination, f.pairs_per_video, f.min_frame_gap, f.seed,
-                                       f.l2_normalize, f.split, f.max_pairs or None)
-
-    try:
-        emb_record = read_run_record(emb_uri)
-    except FileNotFoundError:
-        emb_record = {}
-    # how many face regions the embedding holds (the regions head) and each stage's width in a
-    # region, for a model per region and level of detail
-    backbone_meta = emb_record.get("backbone_meta") or {}
+def fit_anomaly_model(X: np.ndarray, owners: np.ndarray, f: FitConfig, backbone_meta: Dict[str, Any],
+                      log=print) -> Tuple[Any, Dict[str, Any]]:
+    """Pair features of real videos (and each pair's video) -> (fitted anomaly model, what its
+    regularisation was and how it was chosen). ``backbone_meta``: the embedder's meta (how many
+    face regions its vector holds, each stage's width in a region)."""
     n_regions = int(backbone_meta.get("regions", 1))
     region_stages = backbone_meta.get("region_stages")
 
@@ -114,23 +113,36 @@ def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
         levels = model.level_widths(dim // n_regions)
         small.update(remedy="per-block reg_covar chosen on held-out real videos",
                      reg_covar=[s["reg_covar"] for s in model.selection_], regions=n_regions, level_widths=levels)
-        print(f"fit: {n_regions} region(s) x {len(levels)} level(s) of {' + '.join(map(str, levels))} dimensions, "
-              f"{n} pairs; reg_covar per block (relative) {', '.join(f'{s:g}' for s in small['reg_covar'])}",
-              flush=True)
-    else:
-        if f.anomaly_model == "gmm" and n < f.min_pairs_per_dim * dim:
-            note = (f"fit: {n} pairs for {dim} dimensions ({n / dim:.2f} per dimension, under "
-                    f"{f.min_pairs_per_dim}): too few for a full covariance at reg_covar {f.reg_covar:g}")
-            if f.small_data_remedy == "select_reg_covar":
-                choice = select_reg_covar(X, owners, f.reg_covar_grid, f.reg_covar_folds, make_model)
-                small.update(remedy="select_reg_covar", reg_covar=choice["chosen"], selection=choice)
-                note += f"; reg_covar {choice['chosen']:g} chosen on held-out real videos ({choice['folds']}-fold)"
-                if choice["largest_of_grid"]:
-                    note += ", the grid's largest: add larger values to fit.reg_covar_grid to see if they predict better"
-            else:
-                note += "; fitted as asked (fit.small_data_remedy=none)"
-            print(note, flush=True)
-        model = make_model(small["reg_covar"]).fit(X)
+        log(f"fit: {n_regions} region(s) x {len(levels)} level(s) of {' + '.join(map(str, levels))} dimensions, "
+            f"{n} pairs; reg_covar per block (relative) {', '.join(f'{s:g}' for s in small['reg_covar'])}")
+        return model, small
+    if f.anomaly_model == "gmm" and n < f.min_pairs_per_dim * dim:
+        note = (f"fit: {n} pairs for {dim} dimensions ({n / dim:.2f} per dimension, under "
+                f"{f.min_pairs_per_dim}): too few for a full covariance at reg_covar {f.reg_covar:g}")
+        if f.small_data_remedy == "select_reg_covar":
+            choice = select_reg_covar(X, owners, f.reg_covar_grid, f.reg_covar_folds, make_model)
+            small.update(remedy="select_reg_covar", reg_covar=choice["chosen"], selection=choice)
+            note += f"; reg_covar {choice['chosen']:g} chosen on held-out real videos ({choice['folds']}-fold)"
+            if choice["largest_of_grid"]:
+                note += ", the grid's largest: add larger values to fit.reg_covar_grid to see if they predict better"
+        else:
+            note += "; fitted as asked (fit.small_data_remedy=none)"
+        log(note)
+    return make_model(small["reg_covar"]).fit(X), small
+
+
+def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
+    started = time.time()
+    f = cfg.fit
+    X, owners = collect_training_pairs(emb_uri, f.combination, f.pairs_per_video, f.min_frame_gap, f.seed,
+                                       f.l2_normalize, f.split, f.max_pairs or None)
+
+    try:
+        emb_record = read_run_record(emb_uri)
+    except FileNotFoundError:
+        emb_record = {}
+    model, small = fit_anomaly_model(X, owners, f, emb_record.get("backbone_meta") or {},
+                                     log=lambda line: print(line, flush=True))
     fitted = sorted(set(owners.tolist()))
     meta = {"anomaly_model": f.anomaly_model, "combination": f.combination, "l2_normalize": f.l2_normalize,
             "embedding_dim": int(X.shape[1]), "n_training_pairs": int(X.shape[0]), "n_fitted_videos": len(fitted),
