@@ -312,6 +312,10 @@ class FitConfig(Checked):
     # regional_gmm: a region's first texture_stages stages (resolution, blending, colour) get a
     # density apart from its later, semantic ones (pose, expression); 0: one density per region
     texture_stages: int = 3
+    # regional_gmm: a video's z-scores against the spread of a real video's mean over as many pairs
+    # as it has (between + within / n); false: against the training videos' spread (30 pairs each),
+    # which spreads few-pair videos wider and so lowers their minimum over blocks
+    spread_by_pairs: bool = True
     split: str = "train"
     seed: int = 0
 

@@ -327,11 +327,14 @@ def test_regional_gmm_round_trips_without_pickle_and_scores_videos_through_score
     emb = np.array([r["embedding"] for r in rows])
     p = track_pairs([r["frame_index"] for r in rows], 30, 2, 0)
     pairs = combine_pairs("sub2", emb[p[:, 0]], emb[p[:, 1]], False)
+    from difffake_ray.adm.regional import mean_spread
+
     ll = back.block_log_likelihoods(pairs).mean(axis=0)
-    z = (ll - back.loc_) / back.spread_
+    spread = mean_spread(back.between_var_, back.within_var_, len(p))  # of a mean over this many pairs
+    z = (ll - back.loc_) / spread
     assert row["status"] == "ok" and row["score"] == pytest.approx(z.min())
     # its pairs are read in that least likely block: their mean is the video's score
-    decisive = (back.block_log_likelihoods(pairs)[:, np.argmin(z)] - back.loc_[np.argmin(z)]) / back.spread_[np.argmin(z)]
+    decisive = (back.block_log_likelihoods(pairs)[:, np.argmin(z)] - back.loc_[np.argmin(z)]) / spread[np.argmin(z)]
     assert row["min_pair_score"] == pytest.approx(decisive.min())
 
 
@@ -417,3 +420,30 @@ def test_ocsvm_scale_gamma_keeps_scores_apart_in_many_dimensions():
     assert isinstance(model.params["gamma"], float)
     inliers, outliers = model.score_samples(X[:50]), model.score_samples(X[:50] * 3)
     assert np.ptp(inliers) > 0 and outliers.max() < np.median(inliers)
+
+
+def test_regional_scores_of_real_videos_do_not_depend_on_their_number_of_pairs():
+    """Simulated real videos (each with its own offset, pairs scattered around it): a new real
+    video's score, the lowest block z-score, has the same mean with 4 pairs (face dropouts) as with
+    30. Standardised with the training videos' spread alone, 4-pair videos scored far lower."""
+    from difffake_ray.adm.regional import RegionalGmmAnomalyModel
+
+    gen = np.random.default_rng(3)
+    regions, width = 4, 6
+
+    def videos(n_videos, n_pairs):
+        offsets = gen.normal(size=(n_videos, 1, regions * width)) * 0.3  # between videos
+        pairs = np.abs(offsets + gen.normal(size=(n_videos, n_pairs, regions * width)))  # within a video
+        return pairs.reshape(-1, regions * width), np.repeat(np.arange(n_videos), n_pairs)
+
+    X, groups = videos(60, 30)
+    model = RegionalGmmAnomalyModel(n_regions=regions, n_components=1, folds=3, seed=0).fit(X, groups)
+
+    def mean_video_score(n_pairs, corrected=True):
+        Xn, g = videos(300, n_pairs)
+        model.params["spread_by_pairs"] = corrected  # fit.spread_by_pairs
+        return model.video_pair_scores(Xn, [n_pairs] * 300).reshape(300, n_pairs).mean(axis=1).mean()
+
+    few, many = mean_video_score(4), mean_video_score(30)
+    assert abs(few - many) < 0.25, (few, many)
+    assert mean_video_score(4, corrected=False) < few - 0.5  # what the training spread alone gave

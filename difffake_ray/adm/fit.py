@@ -101,7 +101,7 @@ def fit_anomaly_model(X: np.ndarray, owners: np.ndarray, f: FitConfig, backbone_
         return create_anomaly_model(f.anomaly_model, n_components=f.n_components, covariance_type=f.covariance_type,
                                     max_iter=f.max_iter, reg_covar=reg_covar, seed=f.seed, n_regions=n_regions,
                                     region_stages=region_stages, texture_stages=f.texture_stages,
-                                    folds=f.reg_covar_folds)
+                                    folds=f.reg_covar_folds, spread_by_pairs=f.spread_by_pairs)
 
     n, dim = X.shape
     small = {"pairs": int(n), "dim": int(dim), "pairs_per_dim": round(n / dim, 3),

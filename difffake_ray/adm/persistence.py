@@ -118,6 +118,10 @@ def _check_regional(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray
     shapes = {"scale": (dim,), "loc": (b,), "spread": (b,), "reg_covar": (b,), "weights": (b, k)}
     for lvl, w in zip(levels, widths):
         shapes.update({f"means_{lvl}": (r, k, w), f"precisions_cholesky_{lvl}": (r, k, w, w)})
+    if ("between_var" in arrays) != ("within_var" in arrays):
+        raise ModelFileError(f"{uri}/{ARRAYS_FILE}: holds one of between_var and within_var without the other")
+    # files written before the few-pairs standardisation have neither: scored as before
+    shapes.update({name: (b,) for name in ("between_var", "within_var") if name in arrays})
     wrong = [f"{name} {arrays[name].shape}" for name, shape in shapes.items() if arrays[name].shape != shape]
     if wrong:
         raise ModelFileError(f"{uri}: arrays do not fit {r} regions x {len(widths)} level(s) {widths} of {k} "

@@ -17,9 +17,11 @@ split took lip-sync AUC from 0.77 to 0.94 (README, "Detection quality"). Without
   grid (relative, 0.1 to 10) suits any backbone. The sign of ``sub`` / ``sub3`` is dropped.
 - **per block, the paper's GMM** (k components, full covariance), its ``reg_covar`` chosen by the
   held-out log-likelihood of real videos (grouped K-fold: a video's pairs never straddle a fold).
-- **standardised at the video level**: the same folds give every training video an out-of-fold
-  mean log-likelihood per block; their mean and spread turn a video's per-block mean into a
-  z-score. A video's score is its lowest z-score (higher = more real, as every anomaly model's).
+- **standardised at the video level**: the same folds give every training video's pairs an
+  out-of-fold log-likelihood per block; their variance between videos and within a video give the
+  spread of a real video's mean over n pairs (``between + within / n``), which turns a video's
+  per-block mean into a z-score whatever its number of pairs: a real video with face dropouts (4
+  pairs) is no longer spread wider, and so no longer lower at the minimum over blocks. A video's score is its lowest z-score (higher = more real, as every anomaly model's).
   Averaging pairs before taking the minimum keeps one odd pair from deciding. Its pairs' scores
   are their z-scores in that block, so that their mean is the video's score.
 """
@@ -44,6 +46,28 @@ def video_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return np.bincount(inverse, weights=values) / np.bincount(inverse)
 
 
+def variance_components(values: np.ndarray, groups: np.ndarray):
+    """Pair scores (N,) of videos (``groups``) -> (mean of the video means, the variance of a
+    video's true mean between videos, the variance of one pair within a video). A video's mean
+    over n pairs then varies by ``between + within / n`` around the first: the spread its z-score
+    needs, whatever n is (one-way random-effects ANOVA, method of moments)."""
+    _, inverse = np.unique(groups, return_inverse=True)
+    n = np.bincount(inverse).astype(np.float64)
+    means = np.bincount(inverse, weights=values) / n
+    residual = values - means[inverse]
+    dof = max(len(values) - len(n), 1)
+    within = float(np.sum(residual ** 2) / dof)
+    between = float(means.var(ddof=1) - np.mean(within / n)) if len(n) > 1 else 0.0
+    # a floor: the between-video part is never taken as smaller than a tenth of what the video means show
+    between = max(between, 0.1 * float(means.var(ddof=1)) if len(n) > 1 else 0.0, 1e-12)
+    return float(means.mean()), between, within
+
+
+def mean_spread(between: np.ndarray, within: np.ndarray, n_pairs: int) -> np.ndarray:
+    """The standard deviation of a real video's mean pair score over ``n_pairs`` pairs, per block."""
+    return np.sqrt(between + within / max(int(n_pairs), 1))
+
+
 @ANOMALY_MODELS.register("regional_gmm")
 class RegionalGmmAnomalyModel:
     fits_groups = True  # fit(X, groups): the video of each pair, for the held-out choices above
@@ -52,13 +76,16 @@ class RegionalGmmAnomalyModel:
     def __init__(self, n_regions: int = 1, region_stages: Optional[Sequence[int]] = None, texture_stages: int = 3,
                  n_components: int = 3, max_iter: int = 250,
                  reg_covar_grid: Sequence[float] = RELATIVE_REG_COVAR_GRID, folds: int = 3, seed: int = 0,
-                 **_: object):
+                 spread_by_pairs: bool = True, **_: object):
         self.params = dict(n_regions=int(n_regions),
                            region_stages=None if region_stages is None else [int(c) for c in region_stages],
                            texture_stages=int(texture_stages), n_components=n_components, max_iter=max_iter,
-                           reg_covar_grid=[float(g) for g in reg_covar_grid], folds=folds, seed=seed)
+                           reg_covar_grid=[float(g) for g in reg_covar_grid], folds=folds, seed=seed,
+                           spread_by_pairs=bool(spread_by_pairs))
         self.blocks_: List[GmmAnomalyModel] = []
         self.selection_: List[Dict] = []
+        self.between_var_: Optional[np.ndarray] = None
+        self.within_var_: Optional[np.ndarray] = None
 
     def _gmm(self, reg_covar: float) -> GmmAnomalyModel:
         p = self.params
@@ -105,7 +132,7 @@ class RegionalGmmAnomalyModel:
         return self
 
     def _fit_blocks(self, T: np.ndarray, groups: np.ndarray, folds: List) -> None:
-        self.blocks_, self.selection_, loc, spread = [], [], [], []
+        self.blocks_, self.selection_, loc, spread, between, within = [], [], [], [], [], []
         for cols in self.block_columns(T.shape[1]):
             Tb = T[:, cols]
             best = None
@@ -120,11 +147,15 @@ class RegionalGmmAnomalyModel:
                                  f"for block {len(self.blocks_)}")
             reg, ll = best
             per_video = video_means(ll, groups)
-            loc.append(per_video.mean())
+            centre, between_var, within_var = variance_components(ll, groups)
+            loc.append(centre)
             spread.append(max(per_video.std(), 1e-6))
+            between.append(between_var)
+            within.append(within_var)
             self.selection_.append({"reg_covar": reg, "held_out_loglik": float(ll.mean())})
             self.blocks_.append(self._gmm(reg).fit(Tb))
         self.loc_, self.spread_ = np.array(loc), np.array(spread)
+        self.between_var_, self.within_var_ = np.array(between), np.array(within)
 
     def block_log_likelihoods(self, X: np.ndarray) -> np.ndarray:
         """(N, D) pair features -> (N, blocks) log-likelihood of each block's columns."""
@@ -132,8 +163,13 @@ class RegionalGmmAnomalyModel:
         T = self._log(X)
         return np.stack([m.score_samples(T[:, cols]) for m, cols in zip(self.blocks_, blocks)], axis=1)
 
-    def _z(self, ll: np.ndarray) -> np.ndarray:
-        return (ll - self.loc_) / self.spread_
+    def _z(self, ll: np.ndarray, n_pairs: Optional[int] = None) -> np.ndarray:
+        """Log-likelihoods as z-scores of real videos' means: with ``n_pairs``, against the spread
+        of a mean over that many pairs (few pairs spread wider; without this, real videos with face
+        dropouts looked fake); without, against the training videos' own spread."""
+        if n_pairs is None or self.within_var_ is None or not self.params.get("spread_by_pairs", True):
+            return (ll - self.loc_) / self.spread_
+        return (ll - self.loc_) / mean_spread(self.between_var_, self.within_var_, n_pairs)
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """A pair's score: its least likely block's z-score (what a report draws per pair)."""
@@ -143,12 +179,13 @@ class RegionalGmmAnomalyModel:
         """Pairs of several videos, consecutive (``sizes`` pairs each) -> each pair's z-score in its
         video's least likely block (the lowest z-score of the blocks' means over its pairs). A
         video's mean pair score is then its score, and its pairs read on the same scale."""
-        z = self._z(self.block_log_likelihoods(X))
-        out = np.empty(len(z))
+        ll = self.block_log_likelihoods(X)
+        out = np.empty(len(ll))
         bounds = np.cumsum([0] + list(sizes))
         for a, b in zip(bounds[:-1], bounds[1:]):
             if b > a:
-                out[a:b] = z[a:b, int(np.argmin(z[a:b].mean(axis=0)))]
+                z = self._z(ll[a:b], n_pairs=b - a)
+                out[a:b] = z[:, int(np.argmin(z.mean(axis=0)))]
         return out
 
     def to_arrays(self) -> Dict[str, np.ndarray]:
@@ -156,6 +193,7 @@ class RegionalGmmAnomalyModel:
         stack over regions (``means_0`` texture, ``means_1`` semantic; one level: ``means_0``)."""
         n_levels = len(self.blocks_) // self.params["n_regions"]
         out = {"scale": self.scale_, "loc": self.loc_, "spread": self.spread_,
+               "between_var": self.between_var_, "within_var": self.within_var_,
                "reg_covar": np.array([s["reg_covar"] for s in self.selection_]),
                "weights": np.stack([m.weights_ for m in self.blocks_])}
         for lvl in range(n_levels):
@@ -168,6 +206,7 @@ class RegionalGmmAnomalyModel:
     def from_arrays(cls, arrays: Dict[str, np.ndarray], params: Dict) -> "RegionalGmmAnomalyModel":
         m = cls(**params)
         m.scale_, m.loc_, m.spread_ = arrays["scale"], arrays["loc"], arrays["spread"]
+        m.between_var_, m.within_var_ = arrays.get("between_var"), arrays.get("within_var")
         n_levels = len(m.level_widths(len(m.scale_) // m.params["n_regions"]))
         m.blocks_ = [GmmAnomalyModel.from_arrays({"weights": arrays["weights"][b],
                                                   "means": arrays[f"means_{b % n_levels}"][b // n_levels],
