@@ -127,6 +127,15 @@ def check_calibration(where: str, calibration: Any) -> None:
             or not isinstance(calibration.get("quantiles"), dict) or not isinstance(calibration.get("n_real"), int):
         raise BundleError(f"{where}: calibration lacks thresholds, quantiles or n_real")
     numbers(list(calibration["thresholds"].values()), "thresholds")
+    domain = calibration.get("domain")
+    if domain is not None:
+        if not isinstance(domain, dict):
+            raise BundleError(f"{where}: calibration domain is not an object")
+        for name in ("mean", "scale", "loo_distances"):
+            numbers(domain.get(name), f"domain {name}")
+        numbers([domain.get("limit")], "domain limit")
+        if len(domain["mean"]) != len(domain["scale"]):
+            raise BundleError(f"{where}: calibration domain mean and scale differ in length")
     q = calibration["quantiles"]
     numbers(q.get("levels"), "quantile levels")
     numbers(q.get("scores"), "quantile scores")
@@ -253,15 +262,21 @@ class Detector:
             raise BundleError(f"--fpr {fpr:g}: the bundle {self.uri} has thresholds for "
                               f"{', '.join(self.calibration['thresholds'])} only")
 
-    def calibration_note(self) -> Optional[str]:
-        """What every verdict of this bundle should say about its calibration, if anything."""
+    def calibration_note(self) -> str:
+        """What every verdict of this bundle says about its calibration: on what footage, how many
+        videos, and when they are too few for its thresholds."""
         if not self.calibration:
             return "uncalibrated: no threshold, no verdict"
         n = int(self.calibration["n_real"])
+        footage = self.calibration.get("calibrated_on") or {}
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted((footage.get("real_videos_by_dataset") or {}).items()))
+        note = (f"calibrated on {n} real videos" + (f" ({kinds})" if kinds else "")
+                + ("; synthetic footage: not for real videos" if footage.get("synthetic") else ""))
         if n < MIN_CALIBRATION_REALS:
-            return (f"calibrated on only {n} real videos (fewer than {MIN_CALIBRATION_REALS}): its thresholds are "
-                    f"rough, and false alarms on new real videos may be far above the stated rate")
-        return None
+            note = (f"calibrated on only {n} real videos (fewer than {MIN_CALIBRATION_REALS}): its thresholds are "
+                    f"rough, and false alarms on new real videos may be far above the stated rate"
+                    + ("; synthetic footage: not for real videos" if footage.get("synthetic") else ""))
+        return note
 
     def wait_until_loaded(self) -> None:
         """Block until the backbone is loaded; its load error (a BundleError, a bad file) is raised here."""

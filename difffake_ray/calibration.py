@@ -56,3 +56,36 @@ def verdict(score: float, calibration: Dict, fpr: float) -> str:
         raise ValueError(f"no threshold for a false-positive rate of {fpr:g}; the bundle has "
                          f"{', '.join(calibration['thresholds'])}")
     return "fake" if score < calibration["thresholds"][key] else "real"
+
+
+def domain_reference(video_embeddings: np.ndarray, margin: float = 1.25) -> Dict:
+    """What the calibration's real videos look like to the backbone: the mean and spread of their
+    mean face embeddings (N, D), and how far each lies from the others (leave one out). A new
+    video further than ``margin`` times the furthest of them is outside the calibration domain:
+    its score's percentile among these videos means nothing (synthetic drawn faces calibrate no
+    verdict on phone footage). -> {"mean", "scale", "loo_distances", "limit"}."""
+    X = np.asarray(video_embeddings, np.float64)
+    n = len(X)
+    if n < 3:
+        raise ValueError(f"a calibration domain needs at least 3 real videos, got {n}")
+    total, total_sq = X.sum(axis=0), (X ** 2).sum(axis=0)
+    loo = []
+    for x in X:  # each video against the mean and spread of the others
+        mean = (total - x) / (n - 1)
+        var = np.maximum((total_sq - x ** 2) / (n - 1) - mean ** 2, 0.0)
+        loo.append(_distance(x, mean, np.sqrt(var)))
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    return {"mean": mean.tolist(), "scale": scale.tolist(), "loo_distances": [float(d) for d in loo],
+            "limit": float(margin * max(loo))}
+
+
+def _distance(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> float:
+    floor = 1e-3 * max(float(np.median(scale)), 1e-12)  # a dimension that never varied cannot dominate
+    return float(np.sqrt(np.mean(((x - mean) / np.maximum(scale, floor)) ** 2)))
+
+
+def domain_distance(video_embedding: np.ndarray, reference: Dict) -> float:
+    """How far a video's mean face embedding (D,) lies from the calibration videos', in the units
+    of ``domain_reference`` (root mean square of per-dimension z-scores)."""
+    return _distance(np.asarray(video_embedding, np.float64), np.asarray(reference["mean"]),
+                     np.asarray(reference["scale"]))

@@ -24,6 +24,9 @@ TOO_FEW_FACES = "too_few_faces"  # scoring: fewer than two usable faces, cannot 
 # every face track); the score is kept for inspection, never taken as a verdict or counted in an AUC
 LOW_EVIDENCE = "low_evidence"
 STATIC = "static"  # scoring: every face track long enough is still (a photo, a looped still image)
+# detect: a score, but the video's faces lie far outside what the bundle was calibrated on (other
+# footage than its calibration videos): no verdict
+OUTSIDE_DOMAIN = "outside_calibration_domain"
 EMBED_ERROR = "embed_error"  # a stored crop could not be decoded/embedded
 ERROR = "error"  # anything unexpected, with the exception text
 

@@ -404,3 +404,29 @@ def test_detect_and_the_batch_path_draw_the_same_pairs_under_any_name(detector, 
     assert batch[video["video_id"]]["n_pairs"] == first["n_pairs"] == 5
     assert first["score"] == pytest.approx(batch[video["video_id"]]["score"], rel=1e-6)
     assert second["score"] == first["score"]
+
+
+def test_the_calibration_domain_flags_other_footage_and_keeps_its_own():
+    from difffake_ray.calibration import domain_distance, domain_reference
+
+    rng = np.random.default_rng(0)
+    calibration = rng.normal(0, 1, (40, 64))  # 40 real videos' mean embeddings
+    ref = domain_reference(calibration)
+    same = [domain_distance(x, ref) for x in rng.normal(0, 1, (200, 64))]
+    other = [domain_distance(x, ref) for x in rng.normal(3, 1, (50, 64))]  # other footage: shifted features
+    assert np.mean(np.array(same) > ref["limit"]) < 0.02 and min(other) > ref["limit"]
+    with pytest.raises(ValueError, match="at least 3 real videos"):
+        domain_reference(calibration[:2])
+
+
+def test_a_bundle_calibrated_on_synthetic_videos_says_so_beside_every_verdict(detector, corpus):
+    real = os.path.join(corpus, "real", sorted(os.listdir(os.path.join(corpus, "real")))[0])
+    bundle = json.load(open(os.path.join(detector["bundle"], "bundle.json")))
+    assert bundle["calibration"]["calibrated_on"]["synthetic"] is True
+    assert bundle["calibration"]["n_real"] < 3 and "domain" not in bundle["calibration"]  # too few to draw one
+    done = _cli("detect", real, "--detector", detector["bundle"], "--json")
+    result = json.loads(done.stdout.splitlines()[0])
+    assert "synthetic footage: not for real videos" in result["calibration_note"]
+    assert result["status"] == "ok" and "domain_distance" not in result
+    text = _cli("detect", real, "--detector", detector["bundle"]).stdout
+    assert "synthetic footage: not for real videos" in text

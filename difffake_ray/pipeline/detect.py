@@ -9,6 +9,7 @@ video gets the same score either way.
 
 from __future__ import annotations
 
+import collections
 import posixpath
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from .. import schema, storage
 from ..bundle import MIN_CALIBRATION_REALS, BundleError, Detector, write_bundle
-from ..calibration import calibrate, real_percentile, verdict
+from ..calibration import calibrate, domain_distance, domain_reference, real_percentile, verdict
 from ..config import Config
 
 
@@ -68,6 +69,15 @@ def check_parts_belong(backbone_uri: str, model_uri: str, calibrate_uri: Optiona
     return unrecorded
 
 
+def calibration_footage(datasets: Dict[str, int]) -> Dict[str, Any]:
+    """What a calibration's real videos were: how many of each dataset, and whether all of them come
+    from the project's synthetic generator (whose manifests name their dataset "synthetic")."""
+    from ..config import CorpusConfig
+
+    return {"real_videos_by_dataset": datasets,
+            "synthetic": bool(datasets) and set(datasets) == {CorpusConfig().dataset}}
+
+
 def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config) -> Dict[str, Any]:
     """Scores of the labelled videos of ``emb_uri`` that neither the anomaly model was fitted on
     nor the backbone trained on (their records beside each model), read one batch at a time."""
@@ -86,19 +96,27 @@ def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config
     if "embedding" not in names:
         raise ValueError(f"{emb_uri}: holds no embedding column (a faces folder? run `cli.py embed` on it first); "
                          f"--calibrate takes the output of embed")
+    from ..score import tracks_by_video
+
     scores: Dict[str, List[float]] = {"real": [], "fake": []}
+    real_embeddings, datasets = [], collections.Counter()
     left_out = 0
     s = cfg.score
     for _, table in storage.scan_parts(emb_uri, filter=pads.field("label").isin(["real", "fake"])):
+        tracks = tracks_by_video(table)
         for row in score_videos(table, model, meta, s.pairs_per_video, s.min_frame_gap, s.seed,
                                 min_faces=s.min_faces):
             if row["status"] != schema.VIDEO_OK:
                 continue
             if row["video_id"] in seen:
                 left_out += 1
-            else:
-                scores[row["label"]].append(row["score"])
-    return {"real": scores["real"], "fake": scores["fake"], "left_out_seen": left_out}
+                continue
+            scores[row["label"]].append(row["score"])
+            if row["label"] == "real":  # what the calibration's footage looks like: its domain
+                real_embeddings.append(tracks[row["video_id"]][row["track"]].embeddings.mean(axis=0))
+                datasets[row["dataset"]] += 1
+    return {"real": scores["real"], "fake": scores["fake"], "left_out_seen": left_out,
+            "real_embeddings": np.array(real_embeddings), "datasets": dict(datasets)}
 
 
 def run_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
@@ -125,7 +143,10 @@ def run_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
     if calibrate_uri:
         held = held_out_scores(calibrate_uri, model_uri, backbone_uri, cfg)
         calibration = calibrate(held["real"], held["fake"] or None)
-        calibration.update(source=calibrate_uri, left_out_seen_videos=held["left_out_seen"])
+        calibration.update(source=calibrate_uri, left_out_seen_videos=held["left_out_seen"],
+                           calibrated_on=calibration_footage(held["datasets"]))
+        if len(held["real_embeddings"]) >= 3:
+            calibration["domain"] = domain_reference(held["real_embeddings"])
         card["validation"] = {k: calibration.get(k) for k in ("n_real", "n_fake", "auc", "operating_points")}
     manifest = write_bundle(backbone_uri, model_uri, out_uri, cfg, calibration, card)
     line = f"bundle: {out_uri}"
@@ -157,7 +178,7 @@ def _as_text(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 # statuses with a score that is no verdict: shown, never called real or fake
-NO_VERDICT = (schema.LOW_EVIDENCE, schema.STATIC)
+NO_VERDICT = (schema.LOW_EVIDENCE, schema.STATIC, schema.OUTSIDE_DOMAIN)
 
 
 def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, Any]:
@@ -188,7 +209,18 @@ def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, A
     row = score_videos(emb, detector.model, detector.model_meta, s["pairs_per_video"], s["min_frame_gap"], s["seed"],
                        keep_pairs=True, min_faces=s["min_faces"])[0]
     out.update({k: row[k] for k in ("status", "error", "score", "n_faces", "n_pairs", "track", "n_tracks")})
-    if row["status"] == schema.VIDEO_OK and detector.calibration:
+    domain = (detector.calibration or {}).get("domain")
+    if row["status"] == schema.VIDEO_OK and domain:
+        from ..score import tracks_by_video
+
+        faces_of_track = tracks_by_video(emb)[row["video_id"]][row["track"]].embeddings
+        out["domain_distance"] = round(domain_distance(faces_of_track.mean(axis=0), domain), 3)
+        if out["domain_distance"] > domain["limit"]:
+            out.update(status=schema.OUTSIDE_DOMAIN, error=(
+                f"{uri}: its faces lie outside what the bundle was calibrated on (distance {out['domain_distance']:.2f}, "
+                f"its {len(domain['loo_distances'])} calibration videos at most {max(domain['loo_distances']):.2f}): "
+                f"no calibrated verdict; calibrate a bundle on real videos of this kind of footage"))
+    if out["status"] == schema.VIDEO_OK and detector.calibration:
         out.update(real_percentile=round(real_percentile(row["score"], detector.calibration), 2),
                    verdict=verdict(row["score"], detector.calibration, fpr),
                    threshold=detector.calibration["thresholds"][f"{fpr:g}"])
