@@ -218,8 +218,9 @@ def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, A
         if out["domain_distance"] > domain["limit"]:
             out.update(status=schema.OUTSIDE_DOMAIN, error=(
                 f"{uri}: its faces lie outside what the bundle was calibrated on (distance {out['domain_distance']:.2f}, "
-                f"its {len(domain['loo_distances'])} calibration videos at most {max(domain['loo_distances']):.2f}): "
-                f"no calibrated verdict; calibrate a bundle on real videos of this kind of footage"))
+                f"beyond {domain['limit']:.2f}; its {len(domain['loo_distances'])} calibration videos lie at "
+                f"{np.median(domain['loo_distances']):.2f} in the median): no calibrated verdict; calibrate a bundle "
+                f"on real videos of this kind of footage"))
     if out["status"] == schema.VIDEO_OK and detector.calibration:
         out.update(real_percentile=round(real_percentile(row["score"], detector.calibration), 2),
                    verdict=verdict(row["score"], detector.calibration, fpr),
