@@ -602,18 +602,37 @@ def jobs_stop_cmd(dashboard, token_file, job_id):
 def entry() -> None:
     """``main`` with SIGINT/SIGTERM reported in one line: the stage has stopped, its local Ray is
     down, its output holds what was finished and a run record saying it was interrupted."""
+    import signal
+
+    interrupts = []
+
+    def on_sigint(signum, _frame):
+        interrupts.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
     try:
         main.main(standalone_mode=False)
     except click.exceptions.Abort:
-        from difffake_ray.runtime import interrupted_by
-
-        signal_name = interrupted_by()
-        click.echo(f"interrupted by {signal_name}: the stage stopped; what it finished is kept, a rerun resumes",
-                   err=True)
-        sys.exit(143 if signal_name == "SIGTERM" else 130)
+        _interrupted()
     except click.exceptions.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception:
+        # an interruption that an extension turned into its own error (a C module's import raises
+        # ImportError when Ctrl-C lands in its initialisation) is still an interruption
+        if interrupts:
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    from difffake_ray.runtime import interrupted_by
+
+    signal_name = interrupted_by()
+    click.echo(f"interrupted by {signal_name}: the stage stopped; what it finished is kept, a rerun resumes",
+               err=True)
+    sys.exit(143 if signal_name == "SIGTERM" else 130)
 
 
 if __name__ == "__main__":

@@ -238,3 +238,20 @@ def test_one_face_found_by_two_tracks_windows_goes_to_one_track():
     assert [t for t, _ in linked] == [0] and tracks.misses == [0, 1]
     tracks.link(same_face)
     assert tracks.searched() == [0]  # a track unseen for two frames is left to the full searches
+
+
+def test_the_yunet_detector_finds_the_synthetic_faces_and_tracks_them(tmp_path):
+    """extract.detector=yunet (libfacedetection's CNN from the yuface wheel): the same faces as
+    Haar on a drawn-face video, one track, boxes that agree."""
+    from difffake_ray.config import load_config
+    from difffake_ray.datasets.synthetic import render_real, write_video
+
+    path = str(tmp_path / "v.mp4")
+    write_video(render_real(np.random.default_rng(11), 640, 360, 40), path)
+    cfg = load_config(None, ["extract.detector=yunet", "extract.n_frames=8"]).extract
+    rows = FaceExtractor(cfg).extract(dict(video_id="v", uri=path, label="real"))
+    haar = FaceExtractor(ExtractConfig(n_frames=8)).extract(dict(video_id="v", uri=path, label="real"))
+    found = [r for r in rows if r["status"] == schema.FRAME_OK]
+    assert len(found) >= 7 and {r["track"] for r in found} == {0}
+    by_frame = {r["frame_index"]: r["box"] for r in haar if r["status"] == schema.FRAME_OK}
+    assert all(_iou(r["box"], by_frame[r["frame_index"]]) > 0.4 for r in found if r["frame_index"] in by_frame)

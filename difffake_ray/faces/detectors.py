@@ -15,7 +15,7 @@ import numpy as np
 
 from ..registry import Registry
 
-DETECTORS = Registry("face detector")
+DETECTORS = Registry("face detector", modules={"yunet": "difffake_ray.faces.yunet"})
 
 
 def create_detector(name: str, **kwargs):
