@@ -16,7 +16,7 @@ Python floats, whatever the batch size."""
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -104,11 +104,13 @@ class _Candidate(NamedTuple):
 
 
 def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int, seed: int,
-                 keep_pairs: bool = False, min_faces: int = 2) -> List[Dict]:
+                 keep_pairs: bool = False, min_faces: int = 2,
+                 tracks: Optional[Dict[str, Dict[int, Track]]] = None) -> List[Dict]:
     """Embedding rows of whole videos -> one score row per video (schema.SCORES_SCHEMA). With
     ``keep_pairs``, a scored row also holds "pair_detail": its track's frame indices, its pairs
-    (positions into them) and each pair's score: what a single-video report draws."""
-    videos = tracks_by_video(table)
+    (positions into them) and each pair's score: what a single-video report draws. ``tracks``:
+    ``tracks_by_video(table)``, when the caller needs it too and has it already."""
+    videos = tracks_by_video(table) if tracks is None else tracks
     dim = table.schema.field("embedding").type.list_size
     out: List[Dict] = []
     feats, candidates = [], []

@@ -34,12 +34,15 @@ def check_parts_belong(backbone_uri: str, model_uri: str, calibrate_uri: Optiona
     (which backbone made the embeddings, which videos a model saw) is refused too unless
     ``allow_unrecorded``: calibration would then count those videos as held out. -> the notes
     that a bundle made with ``allow_unrecorded`` carries."""
-    from ..adm.persistence import load_model
+    from ..adm.persistence import META_FILE
     from ..backbone import fingerprint, load_embedder_file
     from ..runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_run_record
 
     mine = fingerprint(backbone_uri)
-    _, meta = load_model(model_uri)
+    try:  # its record is all this needs: write_bundle loads and checks the model itself
+        meta = storage.read_json(storage.join(model_uri, META_FILE))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{model_uri}: no {META_FILE} (write one with `python cli.py fit`)") from None
     unrecorded: List[str] = []
     fitted_on = meta.get("backbone_fingerprint")
     if fitted_on and fitted_on != mine:
@@ -85,7 +88,7 @@ def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config
 
     from ..adm.persistence import load_model
     from ..runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_seen_videos
-    from ..score import score_videos
+    from ..score import score_videos, tracks_by_video
 
     model, meta = load_model(model_uri)
     seen = set(read_seen_videos(model_uri, FITTED_VIDEOS) or ())
@@ -96,8 +99,6 @@ def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config
     if "embedding" not in names:
         raise ValueError(f"{emb_uri}: holds no embedding column (a faces folder? run `cli.py embed` on it first); "
                          f"--calibrate takes the output of embed")
-    from ..score import tracks_by_video
-
     scores: Dict[str, List[float]] = {"real": [], "fake": []}
     real_embeddings, datasets = [], collections.Counter()
     left_out = 0
@@ -105,7 +106,7 @@ def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config
     for _, table in storage.scan_parts(emb_uri, filter=pads.field("label").isin(["real", "fake"])):
         tracks = tracks_by_video(table)
         for row in score_videos(table, model, meta, s.pairs_per_video, s.min_frame_gap, s.seed,
-                                min_faces=s.min_faces):
+                                min_faces=s.min_faces, tracks=tracks):
             if row["status"] != schema.VIDEO_OK:
                 continue
             if row["video_id"] in seen:
@@ -184,7 +185,7 @@ NO_VERDICT = (schema.LOW_EVIDENCE, schema.STATIC, schema.OUTSIDE_DOMAIN)
 def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, Any]:
     """One video -> {"video", "status", "score", "real_percentile", "verdict", ..., "seconds": {...}}
     plus, under "_evidence", what a report draws (faces, pairs and their scores)."""
-    from ..score import score_videos
+    from ..score import score_videos, tracks_by_video
 
     times: Dict[str, float] = {}
     t = time.perf_counter()
@@ -206,14 +207,13 @@ def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, A
     times["embed"] = time.perf_counter() - t
     t = time.perf_counter()
     s = detector.score_settings  # the batch path's scoring, statuses included, with the pairs kept
+    tracks = tracks_by_video(emb)
     row = score_videos(emb, detector.model, detector.model_meta, s["pairs_per_video"], s["min_frame_gap"], s["seed"],
-                       keep_pairs=True, min_faces=s["min_faces"])[0]
+                       keep_pairs=True, min_faces=s["min_faces"], tracks=tracks)[0]
     out.update({k: row[k] for k in ("status", "error", "score", "n_faces", "n_pairs", "track", "n_tracks")})
     domain = (detector.calibration or {}).get("domain")
     if row["status"] == schema.VIDEO_OK and domain:
-        from ..score import tracks_by_video
-
-        faces_of_track = tracks_by_video(emb)[row["video_id"]][row["track"]].embeddings
+        faces_of_track = tracks[row["video_id"]][row["track"]].embeddings
         out["domain_distance"] = round(domain_distance(faces_of_track.mean(axis=0), domain), 3)
         if out["domain_distance"] > domain["limit"]:
             out.update(status=schema.OUTSIDE_DOMAIN, error=(
