@@ -225,12 +225,12 @@ def read_parquet_files(files: Iterable[str], columns: Optional[List[str]] = None
     for f in files:
         fs, path = url_to_fs(f)
         with fs.open(path, "rb") as fh:
+            part = pq.ParquetFile(fh)  # one read of the footer: the schema and then the columns
             later = []
             if columns is not None:  # a column added after the file was written reads as nulls
-                present = set(pq.ParquetFile(fh).schema_arrow.names)
+                present = set(part.schema_arrow.names)
                 later = [c for c in columns if c not in present and c in LATER_FIELDS]
-                fh.seek(0)
-            t = pq.read_table(fh, columns=[c for c in columns if c not in later] if later else columns)
+            t = part.read(columns=[c for c in columns if c not in later] if later else columns)
             for c in later:
                 t = t.add_column(columns.index(c), LATER_FIELDS[c], pa.nulls(t.num_rows, LATER_FIELDS[c].type))
         if schema is not None:
