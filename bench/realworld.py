@@ -74,6 +74,7 @@ def parse_args():
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--rows", default=None, help="comma-separated backbone variants to run (default: all)")
     p.add_argument("--detector", default=None, help="face detector (extract.detector; default the config's)")
+    p.add_argument("--align", action="store_true", help="landmark-aligned crops (extract.align)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p.parse_args()
 
@@ -196,9 +197,14 @@ def main() -> None:
     manifest = os.path.join(w, "manifest.parquet")  # absolute URIs into realdev: nothing is copied
     write_manifest(manifest_table([{k: v[k] for k in ("video_id", "uri", "label", "dataset", "method", "split")}
                                    for v in videos], "realdev"), manifest)
+    # a face pipeline other than the config's gets its own faces and embeddings (and result file)
+    variant = "-".join(([args.detector] if args.detector else []) + (["aligned"] if args.align else []))
     if args.detector:
         args.overrides = [f"extract.detector={args.detector}"] + args.overrides
-        w = os.path.join(w, args.detector)  # its own faces and embeddings
+    if args.align:
+        args.overrides = ["extract.align=true"] + args.overrides
+    if variant:
+        w = os.path.join(w, variant)
         os.makedirs(w, exist_ok=True)
     base = load_config(args.config, [f"extract.n_frames={args.frames}"] + args.overrides)
     wanted = set(args.rows.split(",")) if args.rows else set(BACKBONES)
@@ -256,7 +262,7 @@ def main() -> None:
                           "5% threshold, synthetic bench >= 0.95, < 30 min",
                "timings_s": timings, "results": results, "table_markdown": table}
     os.makedirs("bench/results", exist_ok=True)
-    stem = (f"bench/results/realworld-{base.train.backbone}" + (f"-{args.detector}" if args.detector else "")
+    stem = (f"bench/results/realworld-{base.train.backbone}" + (f"-{variant}" if variant else "")
             + f"-{platform.machine()}-{os.cpu_count()}cpu")
     with open(stem + ".json", "w") as fh:
         json.dump(summary, fh, indent=2, default=str)

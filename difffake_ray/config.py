@@ -165,6 +165,9 @@ class ExtractConfig(Checked):
     landmarker: str = "dlib68"
     lbf_model_path: Optional[str] = None
     crop_scale: float = 1.3
+    # Rotate and scale each crop so the eyes and mouth sit on fixed points (faces/crop.py): a pair's
+    # difference then carries less head roll and zoom. The paper crops the box unaligned (false).
+    align: bool = False
     crop_size: int = 224
     image_format: str = "png"  # png (lossless) or jpeg
     jpeg_quality: int = 95

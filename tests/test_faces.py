@@ -5,7 +5,8 @@ from difffake_ray import schema
 from difffake_ray.config import ExtractConfig
 from difffake_ray.datasets.synthetic import render_real
 from difffake_ray.faces.codec import decode_image, encode_image
-from difffake_ray.faces.crop import crop_face, crop_window, to_crop_coordinates
+from difffake_ray.faces.crop import (CANONICAL_POINTS, alignment_points, crop_face, crop_window, similarity_transform,
+                                     to_crop_coordinates, transform_points)
 from difffake_ray.faces.detectors import create_detector, largest_face
 from difffake_ray.faces.extractor import FaceExtractor
 from difffake_ray.faces.landmarkers import create_landmarker
@@ -95,11 +96,12 @@ def test_crop_codec_round_trip(fmt, astronaut_rgb):
         decode_image(b"\x89PNG garbage")
 
 
-def test_extractor_rows_for_one_video(corpus):
+@pytest.mark.parametrize("align", [False, True])
+def test_extractor_rows_for_one_video(corpus, align):
     from difffake_ray.datasets.manifest import load_manifest
 
     row = load_manifest(corpus).to_pylist()[0]
-    rows = FaceExtractor(ExtractConfig(n_frames=6)).extract(row)
+    rows = FaceExtractor(ExtractConfig(n_frames=6, align=align)).extract(row)
     assert len(rows) == 6 and all(r["video_id"] == row["video_id"] for r in rows)
     ok = [r for r in rows if r["status"] == schema.FRAME_OK]
     assert ok and all(r["video_status"] == schema.VIDEO_OK for r in rows)
@@ -107,6 +109,40 @@ def test_extractor_rows_for_one_video(corpus):
     pts = np.array(r["landmarks"]).reshape(68, 2)
     assert decode_image(r["crop"]).shape == (224, 224, 3)
     assert (pts > -30).all() and (pts < 254).all()  # landmarks in crop coordinates
+    if align:  # the eyes and mouth where alignment puts them (up to the face's own proportions)
+        assert np.abs(alignment_points(pts) - CANONICAL_POINTS * 224).max() < 4
+
+
+def test_similarity_transform_undoes_rotation_scale_and_shift():
+    target = CANONICAL_POINTS * 224
+    angle, scale = np.deg2rad(27), 0.7
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = target @ rot.T + [310.0, 95.0]
+    matrix = similarity_transform(moved, target)
+    assert np.abs(transform_points(moved, matrix) - target).max() < 1e-4
+    assert np.linalg.det(matrix[:, :2]) > 0  # a rotation, never a mirror
+    assert abs(np.hypot(*matrix[:, 0]) - 1 / scale) < 1e-6
+
+
+@pytest.mark.parametrize("angle,scale", [(20, 0.8), (-25, 1.2), (10, 0.6)])
+def test_alignment_maps_a_rotated_and_scaled_face_to_the_same_canonical_points(angle, scale):
+    """The same synthetic face, upright and rotated and scaled in the frame, through detection,
+    landmarks and alignment: the eye and mouth centres of the two crops within 2 px."""
+    import cv2
+
+    frame = render_real(np.random.default_rng(5), 640, 360, 1)[0]
+    extractor = FaceExtractor(ExtractConfig(align=True, track_faces=False))
+
+    def centres(image):
+        faces = extractor.faces_of(image)
+        assert len(faces) == 1
+        return alignment_points(np.array(faces[0]["landmarks"]).reshape(68, 2))
+
+    moved = cv2.warpAffine(frame, cv2.getRotationMatrix2D((320, 180), angle, scale), (640, 360),
+                           borderMode=cv2.BORDER_REFLECT)
+    upright = centres(frame)
+    assert np.abs(upright - CANONICAL_POINTS * 224).max() < 4
+    assert np.abs(centres(moved) - upright).max() < 2.0
 
 
 def test_extractor_missing_file_is_a_status_row(tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 from .. import schema
 from ..config import ExtractConfig
 from .codec import encode_image
-from .crop import crop_face, crop_window, to_crop_coordinates
+from .crop import aligned_crop, crop_face, crop_window, to_crop_coordinates, transform_points
 from .detectors import create_detector, detect_near, largest_faces
 from .landmarkers import create_landmarker
 from .tracking import FaceTracks, continues, distinct_boxes
@@ -158,12 +158,19 @@ class FaceExtractor:
     def face_fields(self, image: np.ndarray, box: np.ndarray) -> Optional[Dict[str, Any]]:
         """Landmarks and crop of one face box of one RGB frame (None for a degenerate box)."""
         height, width = image.shape[:2]
+        size = self.cfg.crop_size
         window = crop_window(box, self.cfg.crop_scale, width, height)
         if window[2] - window[0] < 2 or window[3] - window[1] < 2:
             return None
         points = self.landmarker.predict(image, box)
-        crop = crop_face(image, window, self.cfg.crop_size)
-        landmarks = to_crop_coordinates(points, window, self.cfg.crop_size)
+        if self.cfg.align:
+            crop, matrix, window = aligned_crop(image, points, size)
+            if crop is None:
+                return None
+            landmarks = transform_points(points, matrix)
+        else:
+            crop = crop_face(image, window, size)
+            landmarks = to_crop_coordinates(points, window, size)
         return {
             "status": schema.FRAME_OK,
             "box": [int(v) for v in box],
