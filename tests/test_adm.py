@@ -4,7 +4,7 @@ import pytest
 
 from difffake_ray.adm.combinations import combine_pairs
 from difffake_ray.adm.models import create_anomaly_model
-from difffake_ray.adm.pairs import sample_pairs
+from difffake_ray.adm.pairs import draw_pairs, reference_pairs, sample_pairs
 from difffake_ray.adm.persistence import ModelFileError, load_model, save_model
 from difffake_ray.score import score_videos
 
@@ -29,6 +29,28 @@ def test_pairs_respect_the_gap_and_are_distinct():
     assert len({tuple(p) for p in pairs}) == 30
     assert sample_pairs(np.array([5]), 30, 1, np.random.default_rng(0)).shape == (0, 2)
     assert len(sample_pairs(np.array([0, 1, 2]), 30, 50, np.random.default_rng(0))) == 1  # relaxed gap
+
+
+def test_reference_pairing_pairs_every_other_frame_with_its_pool_of_8():
+    frames = np.arange(40) * 5
+    pairs = draw_pairs(frames, 30, 5, np.random.default_rng(3), pairing="reference")
+    pool = set(range(40)) - set(pairs[:, 0])  # the frames never paired as a first member
+    assert len(pairs) == 32 and len(set(pairs[:, 0])) == 32  # every frame outside the pool, once
+    assert len(pool) == 8 and set(pairs[:, 1]) <= pool  # each paired with a frame of the pool of 8
+    assert len(reference_pairs(5, np.random.default_rng(0))) == 1  # a short track keeps one frame out of its pool
+    assert reference_pairs(1, np.random.default_rng(0)).shape == (0, 2)
+    with pytest.raises(ValueError, match="unknown pairing 'pool'"):
+        draw_pairs(frames, 30, 5, np.random.default_rng(0), pairing="pool")
+
+
+def test_reference_pairing_reaches_the_scores_through_the_config():
+    from difffake_ray.config import load_config
+    from difffake_ray.score import track_pairs
+
+    cfg = load_config(None, ["fit.pairing=reference", "score.pairing=reference"])
+    assert cfg.fit.pairing == cfg.score.pairing == "reference"
+    pairs = track_pairs(np.arange(16) * 3, 30, 5, 0, cfg.score.pairing)
+    assert len(pairs) == 8 and len(set(pairs[:, 1])) <= 8
 
 
 @pytest.fixture(scope="module")

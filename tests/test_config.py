@@ -11,6 +11,14 @@ def test_defaults_are_the_papers():
     assert cfg.fit.combination == "sub2" and cfg.fit.n_components == 3 and cfg.score.pairs_per_video == 30
 
 
+def test_the_gpu_path_is_the_papers_by_construction():
+    """224 px input (the paper's, not timm's 320 for B4) and full-precision embeddings: bf16 moves
+    the pair differences the method lives in. Training may keep bf16."""
+    cfg = load_config("configs/default.yaml")
+    assert cfg.train.image_size == 224 and cfg.embed.amp is False
+    assert cfg.fit.pairing == cfg.score.pairing == "random" and not cfg.extract.align
+
+
 def test_default_yaml_equals_dataclass_defaults():
     assert load_config("configs/default.yaml") == Config()
 

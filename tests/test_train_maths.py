@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from difffake_ray.train.nrs import confident_real_centres, min_cosine_distance, nrs_weights
+from difffake_ray.train.nrs import (centres_due, confident_real_centres, min_cosine_distance, most_confident,
+                                    nrs_weights, shared_centres, weight_epoch)
 from difffake_ray.train.sam import SAM, lr_at_epoch, sam_step
 
 
@@ -100,6 +101,42 @@ def test_confident_real_centres_use_the_top_k():
     prob = np.concatenate([np.full(50, 0.99), np.full(50, 0.1)])
     centres = confident_real_centres(feats, prob, top_k=50, n_clusters=2)
     assert centres.shape == (2, 3) and (centres > 4).all()
+
+
+def test_nrs_starts_where_the_paper_starts():
+    """Algorithm 1 (epochs t from 1): centres after every epoch t >= T_k - 1, the loss weighted from
+    t = T_k. With T_k = 10: centres at the end of the 9th epoch (0-based 8), used in the 10th."""
+    due = [e for e in range(12) if centres_due(e, start_epoch=10)]
+    assert due[0] == 8 and weight_epoch(9) == 10
+
+
+def test_nrs_centres_pool_every_workers_most_confident_reals():
+    """Two workers, each with half of an epoch's real features: both get the centres one process
+    computes on the whole epoch (each sends only its own top k)."""
+    rng = np.random.default_rng(0)
+    feats = np.concatenate([rng.normal(5, 0.1, (60, 3)), rng.normal(-5, 0.1, (60, 3))]).astype(np.float32)
+    prob = rng.uniform(size=120)
+    halves = [(feats[::2], prob[::2]), (feats[1::2], prob[1::2])]
+    sent = [most_confident(f, p, 20) for f, p in halves]  # what each worker contributes
+    whole = confident_real_centres(feats, prob, top_k=20, n_clusters=2)
+    for f, p in halves:
+        got = shared_centres(f, p, 20, 2, 0, gather=lambda _mine: sent)
+        assert np.allclose(np.sort(got, axis=0), np.sort(whole, axis=0), atol=1e-5)
+    # a worker's own top 20 alone would be another set of reals: the pooling matters
+    assert not np.allclose(np.sort(confident_real_centres(*halves[0], top_k=20, n_clusters=2), axis=0),
+                           np.sort(whole, axis=0), atol=1e-3)
+    assert shared_centres(np.zeros((0, 3)), np.zeros(0), 20, 2, 0, gather=lambda mine: [mine]) is None
+
+
+def test_validation_comes_from_the_manifests_val_split_when_it_has_one():
+    from difffake_ray.train.data import choose_validation
+
+    train = [{"video_id": f"t{i}", "frame_index": 0} for i in range(10)]
+    val = [{"video_id": "v0", "frame_index": 0}, {"video_id": "v1", "frame_index": 3}]
+    kept, held, source = choose_validation(train, val, 0.1, 0)
+    assert source == "val" and held == val and kept == train  # no training video given up
+    kept, held, source = choose_validation(train, [], 0.2, 0)
+    assert source == "train" and len({r["video_id"] for r in held}) == 2 and len(kept) == 8
 
 
 def _ddp_sam_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:

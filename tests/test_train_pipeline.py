@@ -40,6 +40,14 @@ def test_resume_without_checkpoint_is_a_clear_error(ray_local, faces, tmp_path):
         run_train(faces, str(tmp_path / "empty"), load_config(None, tiny_train_overrides(1)), resume=True)
 
 
+def test_more_gpus_than_the_cluster_has_fail_before_training(ray_local, faces, tmp_path):
+    from difffake_ray.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"num_gpus \(--num-gpus\) = 4, but Ray finds 0 GPU\(s\)"):
+        run_train(faces, str(tmp_path / "run"), load_config(None, tiny_train_overrides(1) + ["train.num_gpus=4"]))
+    assert not (tmp_path / "run" / "ray_train").exists()  # no worker started, no checkpoint folder
+
+
 def test_checkpoints_cut_short_by_a_killed_worker_are_skipped(tmp_path):
     """A worker killed while Ray persists a checkpoint leaves a folder Ray never registered."""
     import json

@@ -36,7 +36,7 @@ def _real_faces(split: str):
 
 def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap: int, seed: int,
                            l2_normalize: bool, split: str = "train",
-                           max_pairs: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+                           max_pairs: Optional[int] = None, pairing: str = "random") -> Tuple[np.ndarray, np.ndarray]:
     """-> (pair features (N, D), the video id of each row (N,)).
 
     Reads only what the fit uses: the real videos of ``split`` (label, split and status filters
@@ -58,11 +58,12 @@ def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap
     if not batches:
         raise ValueError(f"{emb_uri}: no real video of split {split!r} has two usable faces to pair")
     return training_pairs(pa.Table.from_batches(batches), combination, n_pairs, min_gap, seed, l2_normalize,
-                          max_pairs, where=f"{emb_uri}: no real video of split {split!r}")
+                          max_pairs, where=f"{emb_uri}: no real video of split {split!r}", pairing=pairing)
 
 
 def training_pairs(table: pa.Table, combination: str, n_pairs: int, min_gap: int, seed: int, l2_normalize: bool,
-                   max_pairs: Optional[int] = None, where: str = "no video") -> Tuple[np.ndarray, np.ndarray]:
+                   max_pairs: Optional[int] = None, where: str = "no video",
+                   pairing: str = "random") -> Tuple[np.ndarray, np.ndarray]:
     """Embedding rows of real videos -> (pair features (N, D), the video id of each row (N,)): the
     pairs of every moving face track, as score draws them, capped at ``max_pairs`` (seeded)."""
     from ..score import track_pairs, tracks_by_video
@@ -77,7 +78,7 @@ def training_pairs(table: pa.Table, combination: str, n_pairs: int, min_gap: int
             if combination == "single":  # the single-frame baseline: every frame on its own
                 feats.append(combine_pairs("single", emb, emb, l2_normalize))
             else:
-                pairs = track_pairs(frames, n_pairs, min_gap, seed)
+                pairs = track_pairs(frames, n_pairs, min_gap, seed, pairing)
                 feats.append(combine_pairs(combination, emb[pairs[:, 0]], emb[pairs[:, 1]], l2_normalize))
             owners.append(np.full(len(feats[-1]), vid, dtype=object))
     if not feats:
@@ -135,7 +136,7 @@ def run_fit(emb_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     started = time.time()
     f = cfg.fit
     X, owners = collect_training_pairs(emb_uri, f.combination, f.pairs_per_video, f.min_frame_gap, f.seed,
-                                       f.l2_normalize, f.split, f.max_pairs or None)
+                                       f.l2_normalize, f.split, f.max_pairs or None, f.pairing)
 
     try:
         emb_record = read_run_record(emb_uri)

@@ -31,3 +31,31 @@ def sample_pairs(frame_indices: np.ndarray, n_pairs: int, min_gap: int, rng: np.
     i, j = i[ok], j[ok]
     pick = rng.permutation(len(i))[: min(n_pairs, len(i))]
     return np.stack([i[pick], j[pick]], axis=1)
+
+
+# How a track's frames are paired: "random" (the paper: distinct random pairs, min_gap apart) or
+# "reference" (the published code: a pool of 8 frames, every other frame paired with one of them)
+PAIRINGS = ("random", "reference")
+REFERENCE_POOL = 8
+
+
+def reference_pairs(n_frames: int, rng: np.random.Generator, pool_size: int = REFERENCE_POOL) -> np.ndarray:
+    """(n, 2) positions: ``pool_size`` random frames form a pool and every other frame is paired with
+    a random pool frame (the reference code's pairing: 32 pairs from 40 frames). A track of at most
+    ``pool_size`` frames keeps one frame out of its pool. Empty for fewer than two frames."""
+    if n_frames < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    pool = np.sort(rng.choice(n_frames, size=min(pool_size, n_frames - 1), replace=False))
+    others = np.setdiff1d(np.arange(n_frames), pool)
+    return np.stack([others, pool[rng.integers(0, len(pool), size=len(others))]], axis=1).astype(np.int64)
+
+
+def draw_pairs(frame_indices: np.ndarray, n_pairs: int, min_gap: int, rng: np.random.Generator,
+               pairing: str = "random") -> np.ndarray:
+    """The pairs of one track by ``pairing`` (PAIRINGS); ``n_pairs`` and ``min_gap`` are the random
+    pairing's (the reference pairing's count follows the track's length, as in its code)."""
+    if pairing == "reference":
+        return reference_pairs(len(frame_indices), rng)
+    if pairing != "random":
+        raise ValueError(f"unknown pairing {pairing!r}: one of {', '.join(PAIRINGS)}")
+    return sample_pairs(frame_indices, n_pairs, min_gap, rng)

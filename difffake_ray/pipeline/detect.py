@@ -106,7 +106,7 @@ def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config
     for _, table in storage.scan_parts(emb_uri, filter=pads.field("label").isin(["real", "fake"])):
         tracks = tracks_by_video(table)
         for row in score_videos(table, model, meta, s.pairs_per_video, s.min_frame_gap, s.seed,
-                                min_faces=s.min_faces, tracks=tracks):
+                                min_faces=s.min_faces, tracks=tracks, pairing=s.pairing):
             if row["status"] != schema.VIDEO_OK:
                 continue
             if row["video_id"] in seen:
@@ -209,7 +209,7 @@ def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, A
     s = detector.score_settings  # the batch path's scoring, statuses included, with the pairs kept
     tracks = tracks_by_video(emb)
     row = score_videos(emb, detector.model, detector.model_meta, s["pairs_per_video"], s["min_frame_gap"], s["seed"],
-                       keep_pairs=True, min_faces=s["min_faces"], tracks=tracks)[0]
+                       keep_pairs=True, min_faces=s["min_faces"], tracks=tracks, pairing=s["pairing"])[0]
     out.update({k: row[k] for k in ("status", "error", "score", "n_faces", "n_pairs", "track", "n_tracks")})
     domain = (detector.calibration or {}).get("domain")
     if row["status"] == schema.VIDEO_OK and domain:

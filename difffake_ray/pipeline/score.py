@@ -17,12 +17,12 @@ from .parts import check_unreadable, map_parts, unreadable_parts
 EMB_COLUMNS = schema.EMBEDDINGS_KEY_COLUMNS + ["embedding"]  # with each face's track and motion
 
 
-def _make_scorer(model_uri: str, n_pairs: int, min_gap: int, seed: int, min_faces: int):
+def _make_scorer(model_uri: str, n_pairs: int, min_gap: int, seed: int, min_faces: int, pairing: str):
     from ..score import score_videos
 
     model, meta = load_model(model_uri)
     return functools.partial(score_videos, model=model, meta=meta, n_pairs=n_pairs, min_gap=min_gap, seed=seed,
-                             min_faces=min_faces)
+                             min_faces=min_faces, pairing=pairing)
 
 
 def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress: bool = True,
@@ -41,10 +41,12 @@ def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress:
     s = cfg.score
     settings = {"model": model_fingerprint(model_uri), "pairs_per_video": s.pairs_per_video,
                 "min_frame_gap": s.min_frame_gap, "seed": s.seed, "min_faces": s.min_faces}
+    if s.pairing != "random":  # recorded only when not the default, so outputs from before it still resume
+        settings["pairing"] = s.pairing
     with claim(out_uri, "score", settings, overwrite, inputs={"embeddings": emb_uri, "model": model_uri}):
         with ray_session(cfg.ray):
             map_parts(emb_uri, out_uri, functools.partial(_make_scorer, model_uri, s.pairs_per_video, s.min_frame_gap,
-                                                          s.seed, s.min_faces),
+                                                          s.seed, s.min_faces, s.pairing),
                       schema.SCORES_SCHEMA, "score", partition_by="dataset", in_columns=EMB_COLUMNS, progress=progress,
                       use_gpu_if_available=s.gpus_per_actor > 0, gpus_per_actor=s.gpus_per_actor or 1.0)
         counts = output_counts(out_uri, "status")["videos"]

@@ -16,9 +16,9 @@ from typing import Any, Dict, Optional
 
 from .. import storage
 from ..config import Config, ConfigError
-from ..runtime import TRAINED_VIDEOS, is_verbose, ray_session, write_run_record, write_seen_videos
+from ..runtime import TRAINED_VIDEOS, cluster_gpus, is_verbose, ray_session, write_run_record, write_seen_videos
 from ..preprocess import InputSpec
-from ..train.data import TrainingDataError, load_real_faces, shard_by_video, split_by_video
+from ..train.data import TrainingDataError, choose_validation, load_real_faces, shard_by_video
 from ..train.loop import META_FILE, MODEL_FILE, OPTIM_FILE
 
 RAY_RUN_NAME = "ray_train"
@@ -59,6 +59,15 @@ def latest_checkpoint(run_dir: str) -> Optional[str]:
     return found[-1][2] if found else None
 
 
+def check_gpus(asked: int, present: float) -> None:
+    """Refuse, before any worker starts, a GPU count the cluster does not have (Ray would otherwise
+    wait for it forever)."""
+    if asked > present:
+        raise ConfigError(f"train.num_gpus (--num-gpus) = {asked}, but Ray finds {present:g} GPU(s) in its cluster "
+                          f"(a local Ray: this machine's): ask for at most {int(present)}"
+                          + ("" if present else ", i.e. 0 to train on the CPUs"))
+
+
 def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -> Dict[str, Any]:
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -68,13 +77,20 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
     started = time.time()
     faces_uri = storage.absolute(faces_uri)
     tcfg = cfg.train
+    if not tcfg.epochs:
+        raise ConfigError("train.epochs = 0 trains nothing: `cli.py pretrained ARCH OUT.pt` exports the untrained "
+                          "ImageNet backbone (run-all does so itself)")
     run_dir = storage.absolute(run_dir)
     # Ray Train writes checkpoints through a pyarrow filesystem: any fsspec URI (s3://, gs://,
     # file://) or a local/shared path
     run_fs, run_path = storage.pyarrow_filesystem(run_dir)
     # Fail fast on data that cannot train, before any worker starts (keys only: workers read crops).
     rows = load_real_faces(faces_uri, "train", tcfg.frames_per_video, with_images=False)
-    train_rows, val_rows = split_by_video(rows, tcfg.val_fraction, tcfg.seed)
+    train_rows, val_rows, val_split = choose_validation(
+        rows, load_real_faces(faces_uri, "val", tcfg.frames_per_video, with_images=False), tcfg.val_fraction, tcfg.seed)
+    print(f"train: validation on {len({r['video_id'] for r in val_rows})} real videos of "
+          + ("the manifest's val split" if val_split == "val" else
+             f"the training split ({tcfg.val_fraction:.0%} held out; the manifest has no val split)"), flush=True)
     if not train_rows or not val_rows:
         raise TrainingDataError("train: no usable real faces for training or validation")
     try:  # a frozen_stages the backbone does not have fails here, not in every worker
@@ -93,11 +109,13 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
         print(f"train: resuming from {latest}", flush=True)
     storage.makedirs(run_dir)
     with ray_session(cfg.ray):
+        if use_gpu:
+            check_gpus(tcfg.num_gpus, cluster_gpus())
         trainer = TorchTrainer(
             _train_worker_entry,
             train_loop_config={"train": dataclasses.asdict(tcfg), "pseudofake": dataclasses.asdict(cfg.pseudofake),
                                "faces": faces_uri, "resume_from": resume_from, "shards": shards,
-                               "val_videos": sorted({r["video_id"] for r in val_rows}),
+                               "val_videos": sorted({r["video_id"] for r in val_rows}), "val_split": val_split,
                                "shard_steps": shard_steps},
             scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
                                          resources_per_worker={"CPU": tcfg.cpus_per_worker}),
@@ -132,14 +150,14 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
                                          extra={"epoch": epoch, "val_auc": auc, "checkpoint": path},
                                          embedding=tcfg.embedding)
     history = training_history(run_dir)
-    write_seen_videos(run_dir, TRAINED_VIDEOS, [r["video_id"] for r in rows])  # train and validation
+    write_seen_videos(run_dir, TRAINED_VIDEOS, [r["video_id"] for r in train_rows + val_rows])  # train and validation
     record = write_run_record(
         run_dir, "train", cfg, inputs={"faces": faces_uri, "resume": resume},
         counts={"train_faces": len(train_rows), "val_faces": len(val_rows),
                 "train_videos": len({r['video_id'] for r in train_rows}),
                 "val_videos": len({r['video_id'] for r in val_rows})},
         started=started,
-        extra={"best": {"epoch": best[0], "val_auc": best[1]}, "last_epoch": last[0],
+        extra={"best": {"epoch": best[0], "val_auc": best[1]}, "last_epoch": last[0], "validation_split": val_split,
                "kept_checkpoints": [p for _, _, p in found], "exported": meta_out, "history": history},
     )
     print(f"train: {last[0] + 1} epochs, best val AUC {best[1]:.4f} at epoch {best[0]}; "

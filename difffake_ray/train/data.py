@@ -98,6 +98,20 @@ def split_by_video(rows: Sequence[Dict], val_fraction: float, seed: int) -> Tupl
     return [r for r in rows if r["video_id"] not in val], [r for r in rows if r["video_id"] in val]
 
 
+def choose_validation(train_split: Sequence[Dict], val_split: Sequence[Dict], val_fraction: float,
+                      seed: int) -> Tuple[List[Dict], List[Dict], str]:
+    """-> (training faces, validation faces, the split the validation faces come from). The
+    manifest's own ``val`` split when it has real faces (FF++ ships one, and its identities are
+    apart from the training split's); else ``val_fraction`` of the training videos, held out whole."""
+    if val_split:
+        if not train_split:
+            raise TrainingDataError("training needs real faces of the training split, found none "
+                                    "(the manifest's val split has some)")
+        return list(train_split), list(val_split), "val"
+    train, val = split_by_video(train_split, val_fraction, seed)
+    return train, val, "train"
+
+
 class RealAndPseudoFakeDataset:
     """Item i -> (real image, its pseudo-fake, i) as CHW float32 arrays normalised by ``spec``.
 

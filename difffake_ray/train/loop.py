@@ -7,6 +7,7 @@ a checkpoint (model, SAM/SGD state, epoch) reported to Ray Train, which keeps th
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -23,7 +24,7 @@ from ..backbone import DetectorNet, create_backbone
 from ..config import PseudofakeConfig, TrainConfig
 from ..preprocess import InputSpec
 from .data import RealAndPseudoFakeDataset, load_real_faces, take_shard
-from .nrs import confident_real_centres, nrs_weights
+from .nrs import centres_due, nrs_weights, shared_centres, weight_epoch
 from .sam import SAM, lr_at_epoch, sam_step
 
 MODEL_FILE = "model.pt"
@@ -71,7 +72,8 @@ def train_step(model, optimizer, real, fake, device, amp: bool, centres: Optiona
         logits = logits.float()
         w = torch.ones_like(y)
         if centres is not None:
-            fw = nrs_weights(feats[n:].detach().float().cpu().numpy(), centres, epoch, cfg.nrs_lambda, cfg.nrs_beta)
+            fw = nrs_weights(feats[n:].detach().float().cpu().numpy(), centres, weight_epoch(epoch), cfg.nrs_lambda,
+                             cfg.nrs_beta)
             w[n:] = torch.from_numpy(fw).to(device)
         loss = (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * w).mean()
         return loss, (logits.detach(), feats.detach())
@@ -129,6 +131,17 @@ def loader_workers(cfg: TrainConfig, on_gpu: bool) -> int:
     return max(1, cfg.cpus_per_worker - 1) if on_gpu else 0
 
 
+def _gather(world: int, item):
+    """``item`` of every DDP worker, by rank (this worker's alone when it is the only one)."""
+    if world == 1:
+        return [item]
+    import torch.distributed as dist
+
+    out = [None] * world
+    dist.all_gather_object(out, item)
+    return out
+
+
 def train_worker(config: Dict[str, Any]) -> None:
     """Ray Train entry point. ``config``: {"train": TrainConfig dict, "pseudofake": dict, "faces": uri,
     "shards": [shard_by_video's shard per worker], "val_videos": [...], "shard_steps": n, "resume_from"}."""
@@ -148,7 +161,12 @@ def train_worker(config: Dict[str, Any]) -> None:
     # This worker reads its own shard of training videos (and the validation videos) and nothing
     # else: the driver dealt whole videos to workers, balanced, and set the steps per epoch.
     shard, val_videos, shard_steps = config["shards"][rank], config["val_videos"], config["shard_steps"]
-    rows = load_real_faces(config["faces"], "train", cfg.frames_per_video, videos=shard["videos"] + val_videos)
+    val_split = config.get("val_split", "train")
+    if val_split == "train":  # one read: the validation videos are training-split videos held out
+        rows = load_real_faces(config["faces"], "train", cfg.frames_per_video, videos=shard["videos"] + val_videos)
+    else:
+        rows = (load_real_faces(config["faces"], "train", cfg.frames_per_video, videos=shard["videos"])
+                + load_real_faces(config["faces"], val_split, cfg.frames_per_video, videos=val_videos))
     train_rows = take_shard(rows, shard)
     val_set = set(val_videos)
     val_rows = [r for r in rows if r["video_id"] in val_set]
@@ -198,9 +216,11 @@ def train_worker(config: Dict[str, Any]) -> None:
             if cfg.steps_per_epoch and step + 1 >= cfg.steps_per_epoch:
                 break
         seconds = time.perf_counter() - t0
-        if cfg.nrs and epoch + 1 >= cfg.nrs_start_epoch and real_feats:
-            centres = confident_real_centres(np.concatenate(real_feats), np.concatenate(real_probs),
-                                             cfg.nrs_top_k, cfg.nrs_clusters, cfg.seed)
+        if cfg.nrs and centres_due(epoch, cfg.nrs_start_epoch):
+            # every worker's most confident reals pooled: one set of centres for all replicas
+            centres = shared_centres(np.concatenate(real_feats) if real_feats else np.zeros((0, 1), np.float32),
+                                     np.concatenate(real_probs) if real_probs else np.zeros(0, np.float32),
+                                     cfg.nrs_top_k, cfg.nrs_clusters, cfg.seed, functools.partial(_gather, world))
         metrics = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                    "images_per_s": n_images * world / max(seconds, 1e-9),
                    "lr": optimizer.param_groups[0]["lr"], "world_size": world}

@@ -7,6 +7,8 @@ weight ``d * (epoch / beta) + (1 - epoch / beta)``; every other sample keeps wei
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 
@@ -33,3 +35,35 @@ def nrs_weights(fake_features: np.ndarray, centres: np.ndarray, epoch: int, lam:
     d = min_cosine_distance(np.asarray(fake_features, np.float32), centres)
     t = epoch / beta
     return np.where(d < lam, d * t + (1.0 - t), 1.0).astype(np.float32)
+
+
+def centres_due(epoch: int, start_epoch: int) -> bool:
+    """Whether the centres are computed at the end of (0-based) ``epoch``. The paper's Algorithm 1
+    counts epochs t from 1, weights the loss from t >= T_k and computes the centres after every
+    t >= T_k - 1, so that the first weighted epoch is T_k itself."""
+    return epoch + 1 >= start_epoch - 1
+
+
+def weight_epoch(epoch: int) -> int:
+    """The epoch of the weight formula for 0-based ``epoch``: the paper's t, counted from 1."""
+    return epoch + 1
+
+
+def most_confident(features: np.ndarray, real_prob: np.ndarray, top_k: int):
+    """The ``top_k`` (features, P(real)) with the highest P(real): what a worker sends to be pooled
+    (the global top k lies within the union of every worker's own top k)."""
+    order = np.argsort(-np.asarray(real_prob), kind="stable")[: max(1, top_k)]
+    return np.asarray(features)[order], np.asarray(real_prob)[order]
+
+
+def shared_centres(features: np.ndarray, real_prob: np.ndarray, top_k: int, n_clusters: int, seed: int,
+                   gather) -> Optional[np.ndarray]:
+    """The centres of the ``top_k`` most confident real features of *every* worker: each worker's
+    own top k is gathered (``gather``: a list of one (features, prob) per worker, e.g.
+    ``torch.distributed.all_gather_object``), so every replica weights its fakes by the same
+    centres, computed as one process would on the whole epoch."""
+    pooled = [(f, p) for f, p in gather(most_confident(features, real_prob, top_k)) if len(f)]
+    if not pooled:  # no worker saw a real face this epoch: no centres, every weight stays 1
+        return None
+    return confident_real_centres(np.concatenate([f for f, _ in pooled]), np.concatenate([p for _, p in pooled]),
+                                  top_k, n_clusters, seed)
