@@ -65,9 +65,9 @@ def bench_gmm(dim: int, n_fit: int, n_score: int, seed: int = 0) -> dict:
             "target_met": sk_s / our_s >= 3.0}
 
 
-def ensure_faces(workdir: str, n_crops: int) -> str:
-    """At least ``n_crops`` face crops: a synthetic corpus through extract, its parts copied under
-    new video ids until there are enough."""
+def ensure_faces(workdir: str, n_crops: int, n_videos: int = 16, n_frames: int = 32) -> str:
+    """At least ``n_crops`` face crops: a synthetic corpus (``n_videos``, ``n_frames`` each) through
+    extract, its parts copied under new video ids until there are enough."""
     from difffake_ray import schema, storage
     from difffake_ray.config import Config, CorpusConfig
     from difffake_ray.datasets.synthetic import make_corpus
@@ -75,11 +75,11 @@ def ensure_faces(workdir: str, n_crops: int) -> str:
 
     base = os.path.join(workdir, "faces-base")
     if not storage.exists(os.path.join(base, "_run.json")):
-        make_corpus(os.path.join(workdir, "corpus"), CorpusConfig(n_videos=16, min_seconds=2, max_seconds=2,
+        make_corpus(os.path.join(workdir, "corpus"), CorpusConfig(n_videos=n_videos, min_seconds=2, max_seconds=2,
                                                                   sizes=[[640, 360]], include_astronaut=False,
                                                                   seed=11))
         cfg = Config()
-        cfg.extract.n_frames = 32
+        cfg.extract.n_frames = n_frames
         run_extract(os.path.join(workdir, "corpus"), base, cfg, progress=False)
     faces = os.path.join(workdir, f"faces-{n_crops}")
     if os.path.exists(faces):

@@ -1,0 +1,30 @@
+"""bench/gpu.py --dry-run: every section of the GPU measurement runs on CPU (tiny sizes, Lite0), so
+the script cannot rot between the days a GPU is lent."""
+
+import importlib.util
+import json
+import math
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_gpu_bench_dry_run_measures_every_section_on_cpu(ray_local, tmp_path):
+    spec = importlib.util.spec_from_file_location("gpu_bench", os.path.join(ROOT, "bench", "gpu.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--dry-run", "--results-dir", str(tmp_path / "results"), "--workdir", str(tmp_path / "work")])
+    sections = result["sections"]
+    for name in ("model", "precision", "sam_step", "embed_stage", "extract", "gmm"):
+        assert "error" not in sections[name] and "skipped" not in sections[name], (name, sections[name])
+    assert sections["quality"] == {"skipped": "dry run"}
+    assert len(sections["model"]["rows"]) == 4 and all(r["images_per_s"] > 0 for r in sections["model"]["rows"])
+    lite0 = sections["precision"]["tf_efficientnet_lite0"]
+    assert all(math.isfinite(lite0[k]) and lite0[k] >= 0 for k in lite0 if k.endswith("_rel_error_p95"))
+    assert sections["sam_step"]["ray_train_1_worker"]["images_per_s"] > 0
+    assert sections["embed_stage"]["pipeline_crops_per_s"] > 0 and sections["extract"]["videos_per_s_per_core"] > 0
+    assert sections["gmm"]["max_relative_difference"] < 1e-3  # the device scorer agrees with scikit-learn
+    written = sorted(os.listdir(tmp_path / "results"))
+    assert [f for f in written if f.endswith(".json")] and [f for f in written if f.endswith(".md")]
+    saved = json.loads((tmp_path / "results" / [f for f in written if f.endswith(".json")][0]).read_text())
+    assert saved["table_markdown"] == result["table_markdown"] and "| GMM log-likelihood" in saved["table_markdown"]
