@@ -159,13 +159,14 @@ def run_row(emb, videos: List[Dict], fold_of: Dict[str, int], k: int, cfg, backb
         calib = (fold + 1) % k
         fit_rows = emb.filter(pa.array(usable_real & ~np.isin(fold_col, [fold, calib])))
         X, owners = training_pairs(fit_rows, f.combination, f.pairs_per_video, f.min_frame_gap, f.seed,
-                                   f.l2_normalize, f.max_pairs or None)
+                                   f.l2_normalize, f.max_pairs or None, pairing=f.pairing)
         model, _ = fit_anomaly_model(X, owners, f, backbone_meta, log=lambda line: None)
         meta = {"combination": f.combination, "l2_normalize": f.l2_normalize, "embedding_dim": X.shape[1]}
 
         def scores_of(which):
             table = emb.filter(pa.array(fold_col == which))  # whole videos, failures included
-            return score_videos(table, model, meta, s.pairs_per_video, s.min_frame_gap, s.seed, min_faces=s.min_faces)
+            return score_videos(table, model, meta, s.pairs_per_video, s.min_frame_gap, s.seed, min_faces=s.min_faces,
+                                pairing=s.pairing)
 
         reals = [r["score"] for r in scores_of(calib) if r["status"] == "ok" and r["label"] == "real"]
         threshold = calibrate(reals, targets=(0.05,))["thresholds"]["0.05"]

@@ -12,6 +12,7 @@ from ..runtime import ray_session
 
 def run_all(cfg: Config, overwrite: bool = False) -> Dict[str, Any]:
     from ..adm.fit import run_fit
+    from ..backbone import export_pretrained_embedder
     from ..evaluate import run_evaluate
     from .embed import run_embed
     from .detect import run_bundle
@@ -32,7 +33,13 @@ def run_all(cfg: Config, overwrite: bool = False) -> Dict[str, Any]:
         import os
 
         if not os.path.exists(os.path.join(paths["run"], "best.pt")):
-            run_train(paths["faces"], paths["run"], cfg)
+            if cfg.train.epochs:
+                run_train(paths["faces"], paths["run"], cfg)
+            else:  # train.epochs = 0: ImageNet's backbone untrained for deepfakes (it saw no video)
+                t = cfg.train
+                export_pretrained_embedder(t.backbone, storage.join(paths["run"], "best.pt"), t.image_size,
+                                           t.pretrained_source, t.weights_path, t.crop_pct, t.embedding)
+                print(f"run-all: train.epochs = 0: {t.backbone} with its ImageNet weights, not fine-tuned", flush=True)
         run_embed(paths["faces"], paths["emb"], storage.join(paths["run"], "best.pt"), cfg, overwrite=overwrite)
         run_fit(paths["emb"], paths["adm"], cfg)
         # the model was just fitted again: its scores are redone rather than checked against the last fit
