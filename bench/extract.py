@@ -8,7 +8,10 @@ sampled frames, Haar on a downscaled frame, one worker per core).
 Prints videos/s and videos/s per core for both, the ratio, and our face recall against the
 baseline's detections on the same frames. The baseline is pinned to one core. Ours is reported
 twice: over the whole job (actor start-up and model loading included, which a 24-video job cannot
-amortise) and in steady state (first to last part file written). Writes bench/results/.
+amortise) and in steady state (first to last part file written), beside the seconds per video of
+each step (decode, detect, landmarks, crop, encode, motion, write: the stage's own clock) and how
+busy its workers were. Writes bench/results/extract-<machine>-<corpus>-<detector>[-<overrides>].json
+with the versions and every extract setting inside.
 
     python bench/extract.py                     # 24 videos, 10 s, 1280x720
     python bench/extract.py --videos 6 --seconds 4
@@ -68,6 +71,8 @@ def main() -> None:
     ap.add_argument("--workdir", default="bench/out/extract")
     ap.add_argument("--cpus", type=int, default=os.cpu_count())
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--reuse-baseline", action="store_true",
+                    help="reuse the naive loop's last timing on this corpus and machine (when trying settings)")
     args = ap.parse_args()
 
     import cv2
@@ -83,28 +88,42 @@ def main() -> None:
 
     videos = load_manifest(corpus).to_pylist()
 
-    # --- baseline: one process, one core (pinned: FFmpeg inside VideoCapture would thread otherwise)
-    cv2.setNumThreads(1)
-    affinity = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(affinity)})
-    classifier = cv2.CascadeClassifier(haar_cascade_path("haarcascade_frontalface_default.xml"))
-    landmarker = create_landmarker("dlib68")
-    t0 = time.perf_counter()
-    baseline = {v["video_id"]: naive_extract(v["uri"], 40, classifier, landmarker) for v in videos}
-    base_s = time.perf_counter() - t0
-    os.sched_setaffinity(0, affinity)
+    # --- baseline: one process, one core (pinned: FFmpeg inside VideoCapture would thread otherwise);
+    # kept beside the corpus for --reuse-baseline (trying settings), measured afresh by default
+    cached = os.path.join(corpus, f"baseline-{platform.machine()}-{os.cpu_count()}cpu.json")
+    reused = bool(args.reuse_baseline and os.path.exists(cached))
+    if reused:
+        with open(cached) as fh:
+            saved = json.load(fh)
+        base_s = saved["seconds"]
+        baseline = {vid: {int(i): b for i, b in d.items()} for vid, d in saved["boxes"].items()}
+    else:
+        cv2.setNumThreads(1)
+        affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(affinity)})
+        classifier = cv2.CascadeClassifier(haar_cascade_path("haarcascade_frontalface_default.xml"))
+        landmarker = create_landmarker("dlib68")
+        t0 = time.perf_counter()
+        baseline = {v["video_id"]: naive_extract(v["uri"], 40, classifier, landmarker) for v in videos}
+        base_s = time.perf_counter() - t0
+        os.sched_setaffinity(0, affinity)
+        with open(cached, "w") as fh:
+            json.dump({"seconds": base_s, "boxes": {vid: {i: (None if b is None else [int(x) for x in b])
+                                                          for i, b in d.items()} for vid, d in baseline.items()}},
+                      fh)
 
     # --- ours: the Ray Data stage
     cfg = load_config(None, [f"ray.num_cpus={args.cpus}"] + args.overrides)
-    from difffake_ray.pipeline.extract import run_extract
-    from difffake_ray.runtime import init_ray
+    from difffake_ray.pipeline.extract import extract_settings, run_extract
+    from difffake_ray.runtime import init_ray, versions
 
     init_ray(cfg.ray)
     out = os.path.join(args.workdir, "faces")
     storage.remove(out, recursive=True)
     t0 = time.perf_counter()
-    run_extract(corpus, out, cfg, progress=False)
+    record = run_extract(corpus, out, cfg, progress=False)
     ours_s = time.perf_counter() - t0
+    execution = record["execution"]
 
     # steady state: videos completed between the first and the last part file written (actor
     # start-up, model loading and the driver's bookkeeping are paid once per job, not per video)
@@ -132,17 +151,29 @@ def main() -> None:
         "baseline_faces": len(base_hits), "ours_faces": ours_hits,
         "recall_vs_baseline": round(recovered / max(1, len(base_hits)), 4),
         "ours_faces_over_baseline_faces": round(ours_hits / max(1, len(base_hits)), 4),
-        "overrides": args.overrides,
+        "overrides": args.overrides, "baseline_reused": reused,
+        "workers": execution["workers"], "workers_used": execution["workers_used"],
+        "videos_per_part": execution["videos_per_part"], "parts": execution["parts"],
+        "worker_utilisation": execution["utilisation"],
+        "seconds_per_video_by_step": {k: round(v / n, 4) for k, v in execution["step_seconds"].items()},
         "machine": f"{platform.machine()}-{os.cpu_count()}cpu", "python": platform.python_version(),
-        "opencv": cv2.__version__,
+        "versions": versions(), "settings": extract_settings(cfg.extract),
     }
     print(json.dumps(res, indent=2))
+    busy = sum(execution["step_seconds"].values())
+    print("per video, by step (one worker's seconds):  " + "  ".join(
+        f"{k} {v / n:.3f} s ({100 * v / max(busy, 1e-9):.0f}%)" for k, v in execution["step_seconds"].items()))
+    print(f"workers {execution['workers']} ({execution['workers_used']} did videos), {execution['parts']} parts of "
+          f"{execution['videos_per_part']}, busy {100 * execution['utilisation']:.0f}% of the stage's time")
     print(f"baseline {res['baseline_videos_per_s']:.3f} videos/s (1 core) | ours {res['ours_videos_per_s']:.3f} "
           f"videos/s ({args.cpus} cores) | per core x{res['speedup_per_core']} (steady state "
           f"x{res['speedup_per_core_steady']}) | recall vs baseline "
           f"{100 * res['recall_vs_baseline']:.1f}% ({ours_hits} vs {len(base_hits)} faces)")
     os.makedirs("bench/results", exist_ok=True)
-    name = f"bench/results/extract-{platform.machine()}-{os.cpu_count()}cpu.json"
+    # the machine and what was run in the name; the versions and every setting inside
+    name = (f"bench/results/extract-{platform.machine()}-{os.cpu_count()}cpu-{n}x{args.seconds:g}s-720p-"
+            f"{cfg.extract.detector}{'-' + '-'.join(o.replace('=', '_') for o in args.overrides) if args.overrides else ''}"
+            ".json")
     with open(name, "w") as fh:
         json.dump(res, fh, indent=2)
 

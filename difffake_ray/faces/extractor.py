@@ -9,8 +9,11 @@ face at all.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import time
 import traceback
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import numpy as np
 
@@ -63,8 +66,28 @@ def video_failure_row(row: Mapping[str, Any], status: str, error: str) -> Dict[s
     return out
 
 
+# the steps of a video's extraction, as timed (decode: reading and converting the sampled frames)
+STEPS = ("decode", "detect", "landmarks", "crop", "encode", "motion")
+
+
+class StepClock:
+    """Seconds spent in each named step, summed (what `bench/extract.py` and the run record report)."""
+
+    def __init__(self):
+        self.seconds: Dict[str, float] = collections.defaultdict(float)
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - t
+
+
 class FaceExtractor:
-    """Holds the detector and landmarker (loaded once per worker); ``extract(row)`` does a video."""
+    """Holds the detector and landmarker (loaded once per worker); ``extract(row)`` does a video.
+    ``clock`` sums the seconds of each step (STEPS) over every video this extractor did."""
 
     def __init__(self, cfg: ExtractConfig):
         import cv2
@@ -79,6 +102,7 @@ class FaceExtractor:
         self._tracks = FaceTracks(cfg.max_faces)  # the faces of the current video, by track
         self._frames_seen = 0
         self._previous_grey = None  # the previous sampled frame, small and grey: what motion compares
+        self.clock = StepClock()
 
     def extract(self, row: Mapping[str, Any]) -> List[Dict[str, Any]]:
         uri = row.get("uri")
@@ -98,6 +122,8 @@ class FaceExtractor:
                 return [dict(out, status=schema.FRAME_NO_FACE, error=f"frame {frame.index}: {exc!r}")]
             return [dict(out, **fields) for fields in faces] or [dict(out, status=schema.FRAME_NO_FACE)]
 
+        handled = sum(self.clock.seconds[k] for k in STEPS if k != "decode")
+        t = time.perf_counter()
         try:
             info, per_frame = read_sampled_frames(
                 uri, self.cfg.n_frames, self.cfg.frame_sampling, self.cfg.decode_threads, handle=frame_rows
@@ -106,6 +132,9 @@ class FaceExtractor:
             return [video_failure_row(row, exc.status, str(exc))]
         except Exception as exc:  # noqa: BLE001 - a per-video fault must not end the job
             return [video_failure_row(row, schema.ERROR, f"{uri}: {exc!r}\n{traceback.format_exc(limit=3)}")]
+        finally:  # decoding is what reading took beyond the frames' own steps
+            self.clock.seconds["decode"] += (time.perf_counter() - t
+                                             - (sum(self.clock.seconds[k] for k in STEPS if k != "decode") - handled))
         rows = [r for frame in per_frame for r in frame]
         for r in rows:
             r["video_frame_count"], r["source_signature"] = info.frame_count, info.signature
@@ -146,12 +175,18 @@ class FaceExtractor:
 
     def faces_of(self, image: np.ndarray) -> List[Dict[str, Any]]:
         """The face fields of one RGB frame: a dict per tracked face, with its track."""
-        grey, scale = motion_frame(image)
+        step = self.clock.step
+        with step("motion"):
+            grey, scale = motion_frame(image)
+        with step("detect"):
+            boxes = self.face_boxes(image)
         out = []
-        for track, box in self._tracks.link(self.face_boxes(image)):
+        for track, box in self._tracks.link(boxes):
             fields = self.face_fields(image, box)
             if fields is not None:
-                out.append(dict(fields, track=track, motion=window_motion(self._previous_grey, grey, box * scale)))
+                with step("motion"):
+                    motion = window_motion(self._previous_grey, grey, box * scale)
+                out.append(dict(fields, track=track, motion=motion))
         self._previous_grey = grey
         return out
 
@@ -162,20 +197,25 @@ class FaceExtractor:
         window = crop_window(box, self.cfg.crop_scale, width, height)
         if window[2] - window[0] < 2 or window[3] - window[1] < 2:
             return None
-        points = self.landmarker.predict(image, box)
-        if self.cfg.align:
-            crop, matrix, window = aligned_crop(image, points, size)
-            if crop is None:
-                return None
-            landmarks = transform_points(points, matrix)
-        else:
-            crop = crop_face(image, window, size)
-            landmarks = to_crop_coordinates(points, window, size)
+        step = self.clock.step
+        with step("landmarks"):
+            points = self.landmarker.predict(image, box)
+        with step("crop"):
+            if self.cfg.align:
+                crop, matrix, window = aligned_crop(image, points, size)
+                if crop is None:
+                    return None
+                landmarks = transform_points(points, matrix)
+            else:
+                crop = crop_face(image, window, size)
+                landmarks = to_crop_coordinates(points, window, size)
+        with step("encode"):
+            encoded = encode_image(crop, self.cfg.image_format, self.cfg.jpeg_quality)
         return {
             "status": schema.FRAME_OK,
             "box": [int(v) for v in box],
             "crop_box": [int(v) for v in window],
             "landmarks": landmarks.reshape(-1).astype(np.float32).tolist(),
-            "crop": encode_image(crop, self.cfg.image_format, self.cfg.jpeg_quality),
+            "crop": encoded,
             "crop_format": self.cfg.image_format,
         }

@@ -1,8 +1,9 @@
 """extract: manifest -> faces Parquet, on Ray Data.
 
 One actor per CPU holds a FaceExtractor (detector and landmarker loaded once) and handles a batch
-of ``videos_per_file`` videos: it extracts every video and writes that batch's rows as one part
-file, atomically, named by its video ids. The driver streams back one summary row per video for
+of videos (``part_size``: at most ``videos_per_file``, fewer for a corpus too small to give every
+worker several parts): it extracts every video and writes that batch's rows as one part file,
+atomically, named by its video ids. The driver streams back one summary row per video for
 progress and accounting. A rerun skips videos already present in the output (resume) and never
 writes a video twice.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from typing import Any, Dict, List, Optional
 
@@ -21,7 +23,7 @@ import pyarrow.compute as pc
 from .. import schema, storage
 from ..config import Config, ExtractConfig
 from ..datasets.manifest import load_manifest
-from ..faces.extractor import FaceExtractor
+from ..faces.extractor import STEPS, FaceExtractor
 from ..runtime import cluster_cpus, ray_session, write_run_record
 from .claim import OutputClaimError, check_apart, claim, overlap_key
 from .common import MANIFEST_RECORD, output_counts, part_name, resume_state, rows_to_dicts, summary_line
@@ -38,9 +40,15 @@ class ExtractAndWrite:
         videos = rows_to_dicts(batch)
         rows: List[Dict[str, Any]] = []
         summary: Dict[str, List[Any]] = {"video_id": [], "video_status": [], "n_frames": [], "n_faces": [],
-                                         "error": []}
+                                         "error": [], "worker": [], "busy_s": []}
+        summary.update({f"{STEP_PREFIX}{k}": [] for k in STEPS + ("write",)})
+        clock = self.extractor.clock
         for video in videos:
+            before, t = dict(clock.seconds), time.perf_counter()
             video_rows = self.extractor.extract(video)
+            summary["busy_s"].append(time.perf_counter() - t)
+            for k in STEPS:
+                summary[f"{STEP_PREFIX}{k}"].append(clock.seconds[k] - before.get(k, 0.0))
             rows.extend(video_rows)
             summary["video_id"].append(video["video_id"])
             summary["video_status"].append(video_rows[0]["video_status"])
@@ -48,10 +56,29 @@ class ExtractAndWrite:
             summary["n_faces"].append(sum(r["status"] == schema.FRAME_OK for r in video_rows))
             summary["error"].append(video_rows[0]["error"] if video_rows[0]["video_status"] != "ok" else None)
         name = part_name(summary["video_id"])
+        t = time.perf_counter()
         storage.write_parquet_atomic(schema.table_from_rows(rows, schema.FACES_SCHEMA),
                                      storage.join(self.out_uri, name))
+        write_s = (time.perf_counter() - t) / max(1, len(videos))  # the part's write, shared by its videos
+        summary[f"{STEP_PREFIX}write"] = [write_s] * len(videos)
+        summary["busy_s"] = [b + write_s for b in summary["busy_s"]]
+        summary["worker"] = [os.getpid()] * len(videos)
         summary["file"] = [name] * len(videos)
         return summary
+
+
+STEP_PREFIX = "seconds_"
+# parts per worker a small corpus is cut into: enough that a worker never idles while another has
+# a long part left, few enough that a large corpus keeps extract.videos_per_file
+PARTS_PER_WORKER = 4
+
+
+def part_size(n_videos: int, workers: int, videos_per_file: int) -> int:
+    """Videos per part for ``n_videos`` over ``workers``: at most ``videos_per_file``, and small
+    enough to give every worker PARTS_PER_WORKER parts, so that a corpus of fewer parts than
+    workers still keeps every worker busy from the first video. Each part is written whole, named
+    by its videos, so its size changes nothing about what a rerun keeps."""
+    return max(1, min(videos_per_file, math.ceil(n_videos / (max(1, workers) * PARTS_PER_WORKER))))
 
 
 # extract settings that change how a video is run, not what its rows hold
@@ -107,27 +134,34 @@ def _extract(manifest: pa.Table, source: str, out_uri: str, cfg: Config, adapter
     # the manifest stays an Arrow table (a million rows as dicts would cost the driver ~1 GB)
     todo = manifest.filter(pc.invert(pc.is_in(manifest["video_id"], pa.array(sorted(done), pa.string()))))
     ecfg = cfg.extract
+    execution: Dict[str, Any] = {}
     if todo.num_rows:
         with ray_session(cfg.ray):
             import ray
 
-            k = ecfg.videos_per_file
+            workers = max(1, int(cluster_cpus()))  # one per core: the extractor is single-threaded
+            k = part_size(todo.num_rows, workers, ecfg.videos_per_file)
             n_blocks = max(1, math.ceil(todo.num_rows / k))
+            pool = min(workers, n_blocks)
             # one block per part: the actor pool gets a task per part file
             ds = ray.data.from_arrow([todo.slice(i * k, k) for i in range(n_blocks)])
-            workers = max(1, int(cluster_cpus()))
             summaries = ds.map_batches(
                 ExtractAndWrite,
                 fn_constructor_kwargs={"cfg": ecfg, "out_uri": out_uri},
-                batch_size=ecfg.videos_per_file,
+                batch_size=k,
                 batch_format="numpy",
                 num_cpus=1,
                 # a fixed pool: autoscaling up from one actor leaves cores idle on short jobs
                 # Ray Data restarts a dead actor and retries its task (max_restarts and
                 # max_task_retries default to -1 for actor pools): the fault tests rely on it
-                compute=ray.data.ActorPoolStrategy(size=min(workers, n_blocks)),
+                # one part at a time per actor: a part is seconds of work, and a part queued on a
+                # busy actor is one an idle actor (or one still starting) cannot take
+                compute=ray.data.ActorPoolStrategy(size=pool, max_tasks_in_flight_per_actor=1),
             )
-            _drain(summaries, todo.num_rows, progress)
+            t = time.time()
+            execution = _drain(summaries, todo.num_rows, progress)
+            execution.update(workers=pool, videos_per_part=k, parts=n_blocks, seconds=round(time.time() - t, 2))
+            execution["utilisation"] = round(execution["busy_s"] / max(1e-9, execution["seconds"] * pool), 3)
     tally = output_counts(out_uri)
     counts, n_faces = tally["videos"], tally["ok_rows"]
     record = write_run_record(
@@ -136,22 +170,33 @@ def _extract(manifest: pa.Table, source: str, out_uri: str, cfg: Config, adapter
                                          "videos": manifest.num_rows, "resumed_skipped": len(done),
                                          "redone_failed": redone},
         counts={"videos": counts, "faces": n_faces, "rows": tally["rows"]}, started=started,
+        extra={"execution": execution},
     )
     seconds = time.time() - started
+    busy = (f"; {execution['workers']} workers busy {execution['utilisation']:.0%} of the time" if execution
+            else "")
     record["summary"] = summary_line("extract", counts, seconds,
-                                     f"{n_faces} faces written, {len(done)} videos already done")
+                                     f"{n_faces} faces written, {len(done)} videos already done{busy}")
     print(record["summary"], flush=True)
     return record
 
 
-def _drain(summaries, total: int, progress: bool) -> None:
-    """Consume the stream of per-video summaries, with a per-video progress bar."""
+def _drain(summaries, total: int, progress: bool) -> Dict[str, Any]:
+    """Consume the stream of per-video summaries, with a per-video progress bar. -> how the work
+    went: the workers that did some, their busy seconds, and the seconds of each step (STEPS)."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc="extract videos", unit="video", disable=not progress)
-    failed = 0
+    failed, busy, workers = 0, 0.0, set()
+    steps = dict.fromkeys(STEPS + ("write",), 0.0)
     for row in summaries.iter_rows():
         failed += row["video_status"] != "ok"
+        busy += row["busy_s"]
+        workers.add(row["worker"])
+        for k in steps:
+            steps[k] += row[f"{STEP_PREFIX}{k}"]
         bar.update(1)
         bar.set_postfix(failed=failed)
     bar.close()
+    return {"workers_used": len(workers), "busy_s": round(busy, 2),
+            "step_seconds": {k: round(v, 3) for k, v in steps.items()}}
