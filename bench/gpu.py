@@ -446,7 +446,8 @@ def summary_table(result: Dict[str, Any]) -> str:
         for arch, r in s["precision"].items():
             if not isinstance(r, dict) or "weights" not in r:
                 continue
-            add(f"bf16 vs fp32, {arch} ({r['weights'][:40]}): embedding / A-B / SUB2 pair, p95 rel. error",
+            add(f"bf16 vs fp32, {arch} ({os.path.basename(str(r['weights']))[:48]}): embedding / A-B / SUB2 pair, "
+                "p95 rel. error",
                 " / ".join(f"{100 * r[k + '_rel_error_p95']:.2f}%" for k in ("embedding", "difference",
                                                                              "pair_feature_sub2")), "pair < 0.5%")
             if "auc_fp32" in r:
