@@ -36,5 +36,13 @@ def test_lbf_landmarker_says_what_it_needs(tmp_path):
 
 
 def test_torchvision_imports_with_torch():
-    import timm  # noqa: F401
-    import torchvision  # noqa: F401
+    """PyPI's torchvision against the registry's torch build (a pinned CPU torch broke its import),
+    and timm, which needs it, building and running a model."""
+    import timm
+    import torch
+    import torchvision
+
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
+    assert torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist() == [0, 2]  # its C++ ops load
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=2).eval()
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 2)

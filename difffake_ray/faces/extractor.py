@@ -109,9 +109,12 @@ class FaceExtractor:
         base = _manifest_part(row)
         self._tracks, self._frames_seen, self._previous_grey = FaceTracks(self.cfg.max_faces), 0, None
 
+        handling = [0.0]  # seconds inside frame_rows: what reading took beyond it is decoding
+
         def frame_rows(frame) -> List[Dict[str, Any]]:
             """One sampled frame -> a row per tracked face (one no_face row when it has none); the
             decoded frame is not kept (memory: one frame)."""
+            started = time.perf_counter()
             out = schema.empty_row(schema.FACES_SCHEMA)
             out.update(base)
             out.update(frame_index=frame.index, timestamp=frame.timestamp,
@@ -120,9 +123,10 @@ class FaceExtractor:
                 faces = self.faces_of(frame.image)
             except Exception as exc:  # noqa: BLE001 - one bad frame is recorded, not fatal
                 return [dict(out, status=schema.FRAME_NO_FACE, error=f"frame {frame.index}: {exc!r}")]
+            finally:
+                handling[0] += time.perf_counter() - started
             return [dict(out, **fields) for fields in faces] or [dict(out, status=schema.FRAME_NO_FACE)]
 
-        handled = sum(self.clock.seconds[k] for k in STEPS if k != "decode")
         t = time.perf_counter()
         try:
             info, per_frame = read_sampled_frames(
@@ -132,9 +136,8 @@ class FaceExtractor:
             return [video_failure_row(row, exc.status, str(exc))]
         except Exception as exc:  # noqa: BLE001 - a per-video fault must not end the job
             return [video_failure_row(row, schema.ERROR, f"{uri}: {exc!r}\n{traceback.format_exc(limit=3)}")]
-        finally:  # decoding is what reading took beyond the frames' own steps
-            self.clock.seconds["decode"] += (time.perf_counter() - t
-                                             - (sum(self.clock.seconds[k] for k in STEPS if k != "decode") - handled))
+        finally:
+            self.clock.seconds["decode"] += time.perf_counter() - t - handling[0]
         rows = [r for frame in per_frame for r in frame]
         for r in rows:
             r["video_frame_count"], r["source_signature"] = info.frame_count, info.signature
