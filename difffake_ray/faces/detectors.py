@@ -39,15 +39,8 @@ def haar_cascade_path(name: str) -> str:
 
 @DETECTORS.register("haar")
 class HaarFaceDetector:
-    """Haar cascade on the frame downscaled to ``max_side``. The whole frame is searched with a
-    coarse scale step (``search_scale_factor``, 1.25) and each face found is then refined near
-    where it is at the fine step (``scale_factor``, 1.1): a full search costs ~2.3x less (the number
-    of scale levels), the boxes are as precise as a fine search's (bench/extract.py: the same faces
-    as the naive loop's full-resolution search)."""
-
     def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", max_side: int = 640,
-                 min_face_fraction: float = 0.06, scale_factor: float = 1.1, min_neighbors: int = 5,
-                 search_scale_factor: float = 1.25):
+                 min_face_fraction: float = 0.06, scale_factor: float = 1.1, min_neighbors: int = 5):
         import cv2
 
         self.path = haar_cascade_path(cascade)
@@ -57,7 +50,6 @@ class HaarFaceDetector:
         self.max_side = int(max_side)
         self.min_face_fraction = float(min_face_fraction)
         self.scale_factor = scale_factor
-        self.search_scale_factor = max(search_scale_factor, scale_factor)
         self.min_neighbors = min_neighbors
 
     def detect(self, image_rgb: np.ndarray) -> np.ndarray:
@@ -71,25 +63,13 @@ class HaarFaceDetector:
             gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         min_side = max(1, int(self.min_face_fraction * min(gray.shape)))
         boxes = self.classifier.detectMultiScale(
-            gray, scaleFactor=self.search_scale_factor, minNeighbors=self.min_neighbors,
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
             minSize=(min_side, min_side),
         )
         if len(boxes) == 0:
             return np.zeros((0, 4), dtype=np.int32)
-        boxes = np.round(np.asarray(boxes, dtype=np.float64) / scale).astype(np.int32)
-        if self.search_scale_factor > self.scale_factor:
-            boxes = np.array([self.refine(image_rgb, b) for b in boxes], dtype=np.int32)
-        return boxes
-
-    def refine(self, image_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
-        """The fine-step box of the face a coarse search found at ``box`` (the coarse one when the
-        fine search finds none there)."""
-        from .tracking import iou
-
-        near = detect_near(self, image_rgb, box)
-        if not len(near):
-            return np.asarray(box, dtype=np.int32)
-        return near[int(np.argmax([iou(box, b) for b in near]))]
+        boxes = np.asarray(boxes, dtype=np.float64) / scale
+        return np.round(boxes).astype(np.int32)
 
 
 def detect_near(detector, image_rgb: np.ndarray, box, region_scale: float = 2.2,
