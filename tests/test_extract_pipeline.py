@@ -76,28 +76,32 @@ def test_extract_end_to_end_with_bad_files_and_resume(ray_local, mixed_manifest,
     before = {f: os.stat(f).st_mtime_ns for f in storage.list_data_files(out)}
     holder = next(f for f in before if "bad/missing" in storage.read_parquet_files([f], columns=["video_id"])
                   ["video_id"].to_pylist())
-    in_holder = set(storage.read_parquet_files([holder], columns=["video_id"])["video_id"].to_pylist())
     rec = run_extract(manifest, out, cfg, progress=False)
     after = {f: os.stat(f).st_mtime_ns for f in storage.list_data_files(out)}
     assert rec["inputs"]["redone_failed"] == {"missing": 1}
-    kept = [f for f in before if f != holder]
-    assert all(after.get(f) == before[f] for f in kept)  # every other part left as it was
-    # the holder's videos are written again (in parts sized for the two of them), and only they
-    new = [f for f in after if f not in kept]
-    assert set(storage.read_parquet_files(new, columns=["video_id"])["video_id"].to_pylist()) == in_holder
-    assert rec["inputs"]["resumed_skipped"] == n_videos - len(in_holder)
+    assert set(after) == set(before)  # the same videos batch again under the same part name
+    assert [f for f in before if after[f] != before[f]] == [holder]
+    in_holder = len(set(storage.read_parquet_files([holder], columns=["video_id"])["video_id"].to_pylist()))
+    assert rec["inputs"]["resumed_skipped"] == n_videos - in_holder
     assert key(storage.read_parquet_dir(out, schema=schema.FACES_SCHEMA)) == key(faces)
 
 
-def test_part_sizes_give_every_worker_parts_and_keep_the_configured_size_for_large_corpora():
-    from difffake_ray.pipeline.extract import PARTS_PER_WORKER, part_size
+def test_part_sizes_follow_the_manifest_alone():
+    """Small corpora get parts of one video (every worker has some); large ones the configured
+    size. The cut never depends on the workers or on what a rerun has left to do, so a rerun's
+    parts are the first run's, name for name."""
+    from difffake_ray.pipeline.common import part_name
+    from difffake_ray.pipeline.extract import MIN_PARTS, part_size
 
-    assert part_size(24, 2, 16) == 3  # 8 parts: 4 per worker, where 16 a part gave one worker 16 videos
-    assert part_size(8, 2, 16) == 1 and part_size(1, 64, 16) == 1
-    assert part_size(1_000_000, 64, 16) == 16  # a large corpus: the configured size
-    n, workers = 100, 3
-    k = part_size(n, workers, 16)
-    assert -(-n // k) >= workers * PARTS_PER_WORKER or k == 1
+    assert part_size(24, 16) == 1 and part_size(8, 16) == 1  # 24 parts: where 16 a part left one core idle
+    assert part_size(1_000_000, 16) == 16 and part_size(MIN_PARTS * 3, 16) == 3
+    videos = [f"v{i}" for i in range(1000)]
+    k = part_size(len(videos), 16)
+    first = {part_name(videos[i:i + k]) for i in range(0, len(videos), k)}
+    done = set(videos[k:3 * k]) | set(videos[-k:])  # whole parts the first run wrote before it died
+    todo = [v for v in videos if v not in done]
+    rerun = {part_name(todo[i:i + k]) for i in range(0, len(todo), k)}
+    assert rerun <= first and len(rerun) == len(first) - 3
 
 
 def test_a_corpus_of_fewer_parts_than_workers_uses_every_worker(ray_local, corpus, tmp_path):
@@ -109,7 +113,7 @@ def test_a_corpus_of_fewer_parts_than_workers_uses_every_worker(ray_local, corpu
     record = run_extract(corpus, str(tmp_path / "faces"), cfg, progress=False)
     execution = read_run_record(str(tmp_path / "faces"))["execution"]
     assert execution == record["execution"]
-    assert execution["workers"] == 2 and execution["parts"] >= 2 * 2
+    assert execution["workers"] == 2 and execution["parts"] == 8
     assert execution["workers_used"] == 2  # both cores did videos
     assert 0 < execution["utilisation"] <= 1.0
     steps = execution["step_seconds"]

@@ -124,10 +124,13 @@ def test_extract_driver_killed_and_restarted(ray_local, corpus, faces, tmp_path)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
     driver.wait(30)
     written = len(storage.list_data_files(out))
-    assert 1 <= written < 4, f"{written} of 4 parts written before the kill"
+    assert 1 <= written < 8, f"{written} of 8 parts (one video each: a small corpus) written before the kill"
+    # the rerun has twice the workers: it still cuts the rest into the killed run's parts, so a part
+    # that run's last worker was still writing is replaced, not duplicated
     record = run_extract(corpus, out, fast_config(), progress=False)
-    assert record["inputs"]["resumed_skipped"] == 2 * written
-    assert verify_output(out)["ok"]
+    assert record["inputs"]["resumed_skipped"] == written
+    report = verify_output(out)
+    assert report["ok"], report["problems"]
     assert frame_keys(out) == frame_keys(faces)
 
 
@@ -209,7 +212,8 @@ def test_verify_finds_duplicates_and_missing_videos(faces, tmp_path):
 
     out = str(tmp_path / "faces")
     shutil.copytree(faces, out)
-    assert verify_output(out)["ok"]
+    report = verify_output(out)
+    assert report["ok"], report["problems"]
     parts = storage.list_data_files(out)
     shutil.copy(parts[0], os.path.join(out, "part-copy.parquet"))
     report = verify_output(out)

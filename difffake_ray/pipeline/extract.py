@@ -1,8 +1,8 @@
 """extract: manifest -> faces Parquet, on Ray Data.
 
 One actor per CPU holds a FaceExtractor (detector and landmarker loaded once) and handles a batch
-of videos (``part_size``: at most ``videos_per_file``, fewer for a corpus too small to give every
-worker several parts): it extracts every video and writes that batch's rows as one part file,
+of videos (``part_size``: at most ``videos_per_file``, fewer for a small corpus, so that every
+worker has parts): it extracts every video and writes that batch's rows as one part file,
 atomically, named by its video ids. The driver streams back one summary row per video for
 progress and accounting. A rerun skips videos already present in the output (resume) and never
 writes a video twice.
@@ -68,17 +68,18 @@ class ExtractAndWrite:
 
 
 STEP_PREFIX = "seconds_"
-# parts per worker a small corpus is cut into: enough that a worker never idles while another has
-# a long part left, few enough that a large corpus keeps extract.videos_per_file
-PARTS_PER_WORKER = 4
+# A corpus is cut into at least this many parts (fewer videos a part than videos_per_file when it is
+# small), so that up to this many workers all have work from the first video
+MIN_PARTS = 256
 
 
-def part_size(n_videos: int, workers: int, videos_per_file: int) -> int:
-    """Videos per part for ``n_videos`` over ``workers``: at most ``videos_per_file``, and small
-    enough to give every worker PARTS_PER_WORKER parts, so that a corpus of fewer parts than
-    workers still keeps every worker busy from the first video. Each part is written whole, named
-    by its videos, so its size changes nothing about what a rerun keeps."""
-    return max(1, min(videos_per_file, math.ceil(n_videos / (max(1, workers) * PARTS_PER_WORKER))))
+def part_size(n_manifest: int, videos_per_file: int) -> int:
+    """Videos per part for a manifest of ``n_manifest`` videos: at most ``videos_per_file``, and
+    small enough to make MIN_PARTS parts. It depends on the manifest alone, never on the workers or
+    on what a rerun has left: a rerun cuts the videos still to do into the very parts (and part
+    names) of the first run, so a part that a killed run was still writing is replaced, never
+    written twice under two names."""
+    return max(1, min(videos_per_file, math.ceil(n_manifest / MIN_PARTS)))
 
 
 # extract settings that change how a video is run, not what its rows hold
@@ -140,10 +141,11 @@ def _extract(manifest: pa.Table, source: str, out_uri: str, cfg: Config, adapter
             import ray
 
             workers = max(1, int(cluster_cpus()))  # one per core: the extractor is single-threaded
-            k = part_size(todo.num_rows, workers, ecfg.videos_per_file)
+            k = part_size(manifest.num_rows, ecfg.videos_per_file)
             n_blocks = max(1, math.ceil(todo.num_rows / k))
             pool = min(workers, n_blocks)
-            # one block per part: the actor pool gets a task per part file
+            # one block per part: the actor pool gets a task per part file. Whole parts are done or
+            # not, so the videos to do fall into the same k-blocks of the manifest as the first run's
             ds = ray.data.from_arrow([todo.slice(i * k, k) for i in range(n_blocks)])
             summaries = ds.map_batches(
                 ExtractAndWrite,
