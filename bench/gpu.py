@@ -471,7 +471,7 @@ def summary_table(result: Dict[str, Any]) -> str:
     if ok(s.get("gmm")):
         g = s["gmm"]
         add(f"GMM log-likelihood {g['dim']}-d, {g['device']} / scikit-learn CPU",
-            f"{g['device_pairs_per_s']:,.0f} / {g['sklearn_cpu_pairs_per_s']:,.0f} pairs/s = {g['speedup']:,.0f}x",
+            f"{g['device_pairs_per_s']:,.0f} / {g['sklearn_cpu_pairs_per_s']:,.0f} pairs/s = {g['speedup']:,.1f}x",
             ">= 100x")
     if ok(s.get("quality")) and "result_file" in s["quality"]:
         add("quality bench, B4 on the GPU", s["quality"]["result_file"])
