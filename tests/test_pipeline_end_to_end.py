@@ -92,3 +92,25 @@ def test_embed_fit_score_evaluate(ray_local, faces, tmp_path):
     assert metrics["overall"]["n_real"] + metrics["overall"]["n_fake"] == metrics["scored"]
     everything = run_evaluate(scores, str(tmp_path / "all"), load_config(None, ["evaluate.exclude_seen=false"]))
     assert everything["videos"] == len(videos) and everything["left_out_seen"]["fitted"] == 0
+
+
+def test_the_real_footage_config_builds_a_bundle_without_fine_tuning(ray_local, corpus, tmp_path):
+    """configs/real.yaml through run-all: train.epochs 0 exports ImageNet's backbone as it is (no
+    Ray Train run), the paper's head and crop, one GMM on L2-normalised pairs, and a bundle that
+    names the footage it was calibrated on."""
+    from difffake_ray.backbone import load_embedder_file
+    from difffake_ray.pipeline.run_all import run_all
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    w = tmp_path / "w"
+    cfg = load_config(os.path.join(root, "configs", "real.yaml"),
+                      [f"corpus_uri={corpus}", f"workdir={w}", "extract.n_frames=8", "fit.min_frame_gap=1",
+                       "score.min_frame_gap=1", "score.min_faces=2", "fit.reg_covar_folds=2"])
+    assert cfg.train.epochs == 0 and cfg.fit.anomaly_model == "gmm" and cfg.fit.l2_normalize
+    metrics = run_all(cfg)
+    assert metrics["overall"]["n_real"] + metrics["overall"]["n_fake"] > 0
+    assert not (w / "run" / "ray_train").exists()  # nothing was trained
+    meta = load_embedder_file(str(w / "run" / "best.pt"))["meta"]
+    assert meta["epoch"] is None and meta["embedding"] == "pooled" and meta["input"]["crop_pct"] == 1.0
+    bundle = json.loads((w / "detector" / "bundle.json").read_text())
+    assert bundle["calibration"]["calibrated_on"]["synthetic"] is True  # the corpus here is the generator's
