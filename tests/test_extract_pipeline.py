@@ -119,3 +119,13 @@ def test_a_corpus_of_fewer_parts_than_workers_uses_every_worker(ray_local, corpu
     steps = execution["step_seconds"]
     assert set(steps) == {"decode", "detect", "landmarks", "crop", "encode", "motion", "write"}
     assert all(v >= 0 for v in steps.values()) and steps["decode"] > 0 and steps["detect"] > 0
+
+
+def test_an_output_from_before_alignment_existed_still_resumes():
+    """extract.align came after outputs were written without it: at its old behaviour (false) it is
+    left out of the settings record, so those outputs resume; set, it is recorded and checked."""
+    from difffake_ray.config import ExtractConfig
+    from difffake_ray.pipeline.extract import extract_settings
+
+    assert "align" not in extract_settings(ExtractConfig())
+    assert extract_settings(ExtractConfig(align=True))["align"] is True

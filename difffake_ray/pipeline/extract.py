@@ -86,9 +86,15 @@ def part_size(n_manifest: int, videos_per_file: int) -> int:
 EXECUTION_ONLY = ("videos_per_file", "decode_threads", "opencv_threads")
 
 
+# settings added after outputs were written without them, with the value that does what those
+# outputs did: recorded only when set otherwise, so such an output still resumes
+AS_BEFORE = {"align": False}
+
+
 def extract_settings(ecfg: ExtractConfig) -> Dict[str, Any]:
     """The settings that made an extract output's rows (checked on every rerun into it)."""
-    return {k: v for k, v in dataclasses.asdict(ecfg).items() if k not in EXECUTION_ONLY}
+    return {k: v for k, v in dataclasses.asdict(ecfg).items()
+            if k not in EXECUTION_ONLY and not (k in AS_BEFORE and v == AS_BEFORE[k])}
 
 
 def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] = None,
