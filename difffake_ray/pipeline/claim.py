@@ -151,6 +151,13 @@ def _differences(old: Dict[str, Any], new: Dict[str, Any]) -> str:
     return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
 
+def without_as_before(settings: Dict[str, Any], as_before: Dict[str, Any]) -> Dict[str, Any]:
+    """``settings`` less those added after outputs were written without them and still at the value
+    that does what those outputs did (``as_before``): such outputs keep resuming, and a setting
+    set otherwise is recorded and checked."""
+    return {k: v for k, v in settings.items() if not (k in as_before and v == as_before[k])}
+
+
 @contextlib.contextmanager
 def claim(out_uri: str, stage: str, settings: Dict[str, Any], overwrite: bool = False,
           inputs: Optional[Dict[str, Optional[str]]] = None) -> Iterator[None]:

@@ -25,7 +25,7 @@ from ..config import Config, ExtractConfig
 from ..datasets.manifest import load_manifest
 from ..faces.extractor import STEPS, FaceExtractor
 from ..runtime import cluster_cpus, ray_session, write_run_record
-from .claim import OutputClaimError, check_apart, claim, overlap_key
+from .claim import OutputClaimError, check_apart, claim, overlap_key, without_as_before
 from .common import MANIFEST_RECORD, output_counts, part_name, resume_state, rows_to_dicts, summary_line
 
 
@@ -86,15 +86,14 @@ def part_size(n_manifest: int, videos_per_file: int) -> int:
 EXECUTION_ONLY = ("videos_per_file", "decode_threads", "opencv_threads")
 
 
-# settings added after outputs were written without them, with the value that does what those
-# outputs did: recorded only when set otherwise, so such an output still resumes
+# settings added after outputs were written without them, at the value that does what they did
 AS_BEFORE = {"align": False}
 
 
 def extract_settings(ecfg: ExtractConfig) -> Dict[str, Any]:
     """The settings that made an extract output's rows (checked on every rerun into it)."""
-    return {k: v for k, v in dataclasses.asdict(ecfg).items()
-            if k not in EXECUTION_ONLY and not (k in AS_BEFORE and v == AS_BEFORE[k])}
+    return without_as_before({k: v for k, v in dataclasses.asdict(ecfg).items() if k not in EXECUTION_ONLY},
+                             AS_BEFORE)
 
 
 def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] = None,

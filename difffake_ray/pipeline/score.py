@@ -11,7 +11,7 @@ from ..adm.persistence import load_model, model_fingerprint
 from ..config import Config
 from ..runtime import ray_session, write_run_record
 from .common import output_counts, summary_line
-from .claim import claim
+from .claim import claim, without_as_before
 from .parts import check_unreadable, map_parts, unreadable_parts
 
 EMB_COLUMNS = schema.EMBEDDINGS_KEY_COLUMNS + ["embedding"]  # with each face's track and motion
@@ -39,10 +39,10 @@ def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress:
     except FileNotFoundError:
         pass
     s = cfg.score
-    settings = {"model": model_fingerprint(model_uri), "pairs_per_video": s.pairs_per_video,
-                "min_frame_gap": s.min_frame_gap, "seed": s.seed, "min_faces": s.min_faces}
-    if s.pairing != "random":  # recorded only when not the default, so outputs from before it still resume
-        settings["pairing"] = s.pairing
+    # pairing came after score outputs were written without it (as "random")
+    settings = without_as_before({"model": model_fingerprint(model_uri), "pairs_per_video": s.pairs_per_video,
+                                  "min_frame_gap": s.min_frame_gap, "seed": s.seed, "min_faces": s.min_faces,
+                                  "pairing": s.pairing}, {"pairing": "random"})
     with claim(out_uri, "score", settings, overwrite, inputs={"embeddings": emb_uri, "model": model_uri}):
         with ray_session(cfg.ray):
             map_parts(emb_uri, out_uri, functools.partial(_make_scorer, model_uri, s.pairs_per_video, s.min_frame_gap,
