@@ -146,3 +146,22 @@ def test_a_stream_that_grows_past_the_frame_limit_is_refused_before_a_frame_is_k
     with pytest.raises(video.VideoError, match=r"grows.mkv: frame 3 is 320x320, over the 10000 pixels") as exc:
         video.read_sampled_frames(str(grows), 6, handle=lambda f: handled.append(f.image.shape))
     assert exc.value.status == "unreadable" and all(shape[:2] == (64, 64) for shape in handled)
+
+
+def test_frames_not_sampled_are_skipped_and_the_sampled_ones_decode_as_in_a_full_pass(tmp_path, monkeypatch):
+    """x264's B-frames are non-reference: a pass that skips those not sampled gives the same
+    pixels, indices and times as a pass that decodes every frame."""
+    from difffake_ray.faces import video
+
+    path = str(tmp_path / "numbered.mp4")
+    write_video(_numbered_frames(150), path, fps=25)
+    skipping = []
+    real = video._decode_skipping
+    monkeypatch.setattr(video, "_decode_skipping", lambda *a, **k: skipping.append(1) or real(*a, **k))
+    _, fast = read_sampled_frames(path, 40)
+    assert skipping, "a local H.264 file read single-threaded takes the skipping pass"
+    monkeypatch.setattr(video, "_display_ranks", lambda *a: None)
+    _, full = read_sampled_frames(path, 40)
+    assert len(skipping) == 1 and [f.index for f in fast] == [f.index for f in full] == sample_frame_indices(150, 40).tolist()
+    assert all(np.array_equal(a.image, b.image) and a.timestamp == b.timestamp for a, b in zip(fast, full))
+    assert [_read_number(f.image) for f in fast] == [f.index for f in fast]

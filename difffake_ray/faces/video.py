@@ -180,7 +180,11 @@ def read_sampled_frames(
         stream.thread_type = "AUTO" if threads > 1 else "SLICE"
         stream.codec_context.thread_count = max(1, threads)
         handle = handle or (lambda frame: frame)
-        frames, decoded, shape = _decode_indices(container, stream, wanted, handle, uri)
+        ranks = _display_ranks(container, stream, frame_count) if threads == 1 and fh is None else None
+        if ranks is not None:
+            frames, decoded, shape = _decode_skipping(container, stream, wanted, handle, ranks, uri)
+        else:
+            frames, decoded, shape = _decode_indices(container, stream, wanted, handle, uri)
         if len(frames) < len(wanted) and decoded > 0:
             # The container over-declared its frame count (a truncated file): sample again over
             # the frames that really decode, so the sample stays equally spaced.
@@ -235,3 +239,68 @@ def _decode_indices(container, stream, wanted: np.ndarray, handle: Callable[[Dec
     except av.error.FFmpegError:
         pass  # a truncated file ends early: keep what decoded
     return out, index + 1, shape
+
+
+def _display_ranks(container, stream, frame_count: int) -> Optional[dict]:
+    """Each packet's presentation time -> its frame's index in display order, from one demux pass
+    (no decoding); None where that mapping cannot be trusted (a packet without a time, two with
+    the same one, packets to be discarded, a count that differs from the declared one)."""
+    import av
+
+    times = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.pts is None or packet.is_discard:
+                return None
+            times.append(int(packet.pts))
+    except av.error.FFmpegError:
+        return None
+    finally:
+        container.seek(0)
+    if len(times) != frame_count or len(set(times)) != len(times):
+        return None
+    return {t: i for i, t in enumerate(sorted(times))}
+
+
+def _decode_skipping(container, stream, wanted: np.ndarray, handle: Callable[[DecodedFrame], Any],
+                     ranks: dict, uri: str = "") -> tuple:
+    """As ``_decode_indices``, but a packet whose frame is not wanted is sent to the decoder with
+    non-reference frames skipped: no other frame is predicted from those, so every wanted frame
+    decodes exactly as in a full pass, and about half of an H.264 stream's frames are never
+    decoded (x264's B-frames). Single-threaded decoding only: with frame threads the skip setting
+    would not follow the packets."""
+    import av
+
+    targets = set(int(i) for i in wanted)
+    last = int(wanted[-1]) if len(wanted) else -1
+    out: List[Any] = []
+    reached, shape = -1, None
+    tb = float(stream.time_base) if stream.time_base else 0.0
+    codec = stream.codec_context
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                reached = max(reached, ranks.get(int(packet.pts), reached))
+                codec.skip_frame = "DEFAULT" if ranks.get(int(packet.pts)) in targets else "NONREF"
+            for frame in codec.decode(packet):
+                if frame.width * frame.height > MAX_FRAME_PIXELS:  # before it is converted, kept or handled
+                    raise VideoError(schema.UNREADABLE, f"{uri}: frame {ranks.get(frame.pts)} is {frame.width}x"
+                                                        f"{frame.height}, over the {MAX_FRAME_PIXELS} pixels a frame may hold")
+                index = ranks.get(frame.pts)
+                if index not in targets:
+                    continue
+                img = upright(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
+                shape = shape or img.shape[:2]
+                ts = float(frame.pts * tb) if tb else float("nan")
+                out.append((index, handle(DecodedFrame(index, ts, img))))
+                targets.discard(index)
+            if not targets:
+                break
+    except av.error.FFmpegError:
+        pass  # a truncated file ends early: keep what decoded
+    finally:
+        codec.skip_frame = "DEFAULT"
+    out.sort(key=lambda pair: pair[0])
+    return [handled for _, handled in out], reached + 1, shape
