@@ -8,7 +8,7 @@ from difffake_ray.faces.codec import decode_image, encode_image
 from difffake_ray.faces.crop import (CANONICAL_POINTS, alignment_points, crop_face, crop_window, similarity_transform,
                                      to_crop_coordinates, transform_points)
 from difffake_ray.faces.detectors import create_detector, largest_face
-from difffake_ray.faces.extractor import FaceExtractor
+from difffake_ray.faces.extractor import DISCOVERY_SCALE_FACTOR, FaceExtractor
 from difffake_ray.faces.landmarkers import create_landmarker
 
 
@@ -291,3 +291,38 @@ def test_the_yunet_detector_finds_the_synthetic_faces_and_tracks_them(tmp_path):
     assert len(found) >= 7 and {r["track"] for r in found} == {0}
     by_frame = {r["frame_index"]: r["box"] for r in haar if r["status"] == schema.FRAME_OK}
     assert all(_iou(r["box"], by_frame[r["frame_index"]]) > 0.4 for r in found if r["frame_index"] in by_frame)
+
+
+def test_a_face_that_comes_in_is_found_by_the_periodic_coarse_search(tmp_path, monkeypatch):
+    """One person, then a second from the middle on: the second gets a track of its own within
+    ``full_search_every`` sampled frames, found by the coarse whole-frame search while the first
+    is followed near where it was (one fine whole-frame search: the first frame's)."""
+    from difffake_ray.datasets.synthetic import render_real, write_video
+    from difffake_ray.faces import detectors
+
+    first = render_real(np.random.default_rng(7), 640, 360, 48)
+    second = render_real(np.random.default_rng(8), 640, 360, 48)
+    frames = []
+    for i, f in enumerate(first):
+        canvas = np.zeros((360, 1280, 3), np.uint8)
+        canvas[:, :640] = f
+        if i >= 24:
+            canvas[:, 640:] = second[i]
+        frames.append(canvas)
+    path = str(tmp_path / "comes_in.mp4")
+    write_video(frames, path)
+    searches = []
+    real_detect = detectors.HaarFaceDetector.detect
+    monkeypatch.setattr(detectors.HaarFaceDetector, "detect",
+                        lambda self, image, scale_factor=None: searches.append(scale_factor) or real_detect(
+                            self, image, scale_factor))
+    rows = FaceExtractor(ExtractConfig(n_frames=16, full_search_every=4)).extract(dict(video_id="v", uri=path, label="real"))
+    faces = [r for r in rows if r["status"] == schema.FRAME_OK]
+    left = {r["frame_index"] for r in faces if r["box"][0] < 640}
+    right = [r for r in faces if r["box"][0] >= 640]
+    assert len(left) == 16 and len({r["track"] for r in faces if r["box"][0] < 640}) == 1
+    assert len({r["track"] for r in right}) == 1
+    sampled = sorted({r["frame_index"] for r in rows})
+    came_in = [i for i in sampled if i >= 24]
+    assert min(r["frame_index"] for r in right) <= came_in[min(3, len(came_in) - 1)]
+    assert searches.count(None) == 1 and searches.count(DISCOVERY_SCALE_FACTOR) >= 3, searches
