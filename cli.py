@@ -268,7 +268,7 @@ def pretrained_cmd(arch, out, image_size, source, crop_pct, embedding):
 @click.pass_context
 def preview_cmd(ctx, faces, out_png, n):
     """A PNG grid per face: image, landmarks, mask and pseudo-fake for each mask scheme."""
-    from difffake_ray.pseudofake.preview import preview_grid
+    from difffake_ray.train.preview import preview_grid
 
     preview_grid(faces, out_png, _load(ctx), n=n)
     click.echo(f"preview-pseudofakes: {out_png}")
@@ -313,7 +313,7 @@ def embed_cmd(ctx, faces, out, backbone_uri, detector_uri, perturbation, overwri
 @click.pass_context
 def fit_cmd(ctx, emb, out, combination, components, anomaly_model):
     """Fit the anomaly model on pairs of real training videos; saved as npz + JSON (no pickle)."""
-    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.pipeline.fit import run_fit
 
     extra = [f"fit.{k}={v}" for k, v in (("combination", combination), ("n_components", components),
                                           ("anomaly_model", anomaly_model)) if v is not None]
@@ -364,7 +364,7 @@ def evaluate_cmd(ctx, scores, out, split, all_videos):
     Videos the anomaly model was fitted on or the backbone was trained on are left out (found
     through the run records) and counted in metrics.json.
     """
-    from difffake_ray.evaluate import run_evaluate
+    from difffake_ray.pipeline.evaluate import run_evaluate
 
     extra = ([f"evaluate.split={split}"] if split else []) + (["evaluate.exclude_seen=false"] if all_videos else [])
     try:

@@ -35,7 +35,7 @@ DEFAULT_REALDEV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
 def measure(detector: str, videos, frames: int, min_faces: int) -> dict:
     from difffake_ray.config import ExtractConfig
     from difffake_ray.faces.extractor import FaceExtractor
-    from difffake_ray.score import STILL_MOTION
+    from difffake_ray.adm.scoring import STILL_MOTION
 
     extractor = FaceExtractor(ExtractConfig(detector=detector, n_frames=frames))
     per_video = []

@@ -192,7 +192,7 @@ def video_auc(videos, embeddings) -> float:
     from difffake_ray.adm.combinations import combine_pairs
     from difffake_ray.adm.fit import fit_anomaly_model
     from difffake_ray.config import FitConfig
-    from difffake_ray.score import track_pairs
+    from difffake_ray.adm.scoring import track_pairs
 
     def pairs(v, e):
         p = track_pairs(v["frames"], 30, 2, 0)
@@ -213,7 +213,7 @@ def video_auc(videos, embeddings) -> float:
 def section_precision(args, torch, device) -> Dict[str, Any]:
     from difffake_ray.backbone import EmbeddingNet
     from difffake_ray.preprocess import InputSpec
-    from difffake_ray.score import track_pairs
+    from difffake_ray.adm.scoring import track_pairs
 
     out: Dict[str, Any] = {}
     arches = ["tf_efficientnet_lite0"] + ([] if args.dry_run else ["efficientnet_b4"])

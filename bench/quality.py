@@ -96,11 +96,11 @@ def parse_args():
 def main() -> None:
     args = parse_args()
     from difffake_ray import storage
-    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.pipeline.fit import run_fit
     from difffake_ray.backbone import export_pretrained_embedder
     from difffake_ray.config import load_config
     from difffake_ray.datasets.synthetic import make_corpus
-    from difffake_ray.evaluate import run_evaluate
+    from difffake_ray.pipeline.evaluate import run_evaluate
     from difffake_ray.pipeline.embed import run_embed
     from difffake_ray.pipeline.extract import run_extract
     from difffake_ray.pipeline.score import run_score

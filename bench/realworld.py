@@ -113,7 +113,7 @@ def assign_folds(rows: List[Dict], k: int) -> Dict[str, int]:
 
 def metrics(rows: List[Dict]) -> Dict:
     """Detection metrics of scored rows ({label, kind, method, resolution, score, threshold})."""
-    from difffake_ray.evaluate import video_auc
+    from difffake_ray.metrics import video_auc
 
     scored = [r for r in rows if r["score"] is not None]
     out = dict(video_auc([r["label"] for r in scored], np.array([r["score"] for r in scored])))
@@ -148,7 +148,7 @@ def run_row(emb, videos: List[Dict], fold_of: Dict[str, int], k: int, cfg, backb
 
     from difffake_ray.adm.fit import fit_anomaly_model, training_pairs
     from difffake_ray.calibration import calibrate
-    from difffake_ray.score import score_videos
+    from difffake_ray.adm.scoring import score_videos
 
     f, s = cfg.fit, cfg.score
     info = {v["video_id"]: v for v in videos}

@@ -125,8 +125,8 @@ def generate(args, n: int) -> None:
 
 def run_stage(args) -> None:
     """One stage in this process; prints {"seconds", "peak_rss_gb", ...} as the last line."""
-    from difffake_ray.adm.fit import run_fit
-    from difffake_ray.evaluate import run_evaluate
+    from difffake_ray.pipeline.fit import run_fit
+    from difffake_ray.pipeline.evaluate import run_evaluate
     from difffake_ray.pipeline.embed import run_embed
     from difffake_ray.pipeline.score import run_score
     from difffake_ray.verify import verify_output

@@ -16,6 +16,7 @@ from torch import nn
 
 from . import storage
 from .preprocess import InputSpec
+from .pretrained import classifier_prefixes
 
 log = logging.getLogger(__name__)
 
@@ -171,14 +172,6 @@ def load_embedder_file(uri: str) -> Dict[str, Any]:
     if fmt == "difffake-embedder-v1":  # written before the input spec was recorded: what v1 used
         meta["input"] = InputSpec(int(meta["image_size"]), tuple(meta["mean"]), tuple(meta["std"]), "area").to_meta()
     return obj
-
-
-def classifier_prefixes(model: nn.Module) -> Tuple[str, ...]:
-    """State-dict key prefixes of a timm model's classifier (empty when it has none)."""
-    head = model.get_classifier()
-    if head is None:
-        return ()
-    return tuple(f"{n}." for n, m in model.named_modules() if m is head and n)
 
 
 def embedding_state(backbone: nn.Module) -> Dict[str, torch.Tensor]:

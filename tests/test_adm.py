@@ -6,7 +6,7 @@ from difffake_ray.adm.combinations import combine_pairs
 from difffake_ray.adm.models import create_anomaly_model
 from difffake_ray.adm.pairs import draw_pairs, reference_pairs, sample_pairs
 from difffake_ray.adm.persistence import ModelFileError, load_model, save_model
-from difffake_ray.score import score_videos
+from difffake_ray.adm.scoring import score_videos
 
 rng = np.random.default_rng(0)
 A, B = rng.normal(size=(5, 7)), rng.normal(size=(5, 7))
@@ -45,7 +45,7 @@ def test_reference_pairing_pairs_every_other_frame_with_its_pool_of_8():
 
 def test_reference_pairing_reaches_the_scores_through_the_config():
     from difffake_ray.config import load_config
-    from difffake_ray.score import track_pairs
+    from difffake_ray.adm.scoring import track_pairs
 
     cfg = load_config(None, ["fit.pairing=reference", "score.pairing=reference"])
     assert cfg.fit.pairing == cfg.score.pairing == "reference"
@@ -147,7 +147,7 @@ def test_video_score_is_mean_of_pair_scores_and_statuses(fitted_gmm):
     v1 = out["v1"]
     assert v1["status"] == "ok" and v1["n_faces"] == 12 and v1["n_pairs"] == 30
     # recompute: the same pairs (seeded by the frame numbers) and their mean log-likelihood
-    from difffake_ray.score import track_pairs
+    from difffake_ray.adm.scoring import track_pairs
 
     emb = np.array([r["embedding"] for r in rows if r["video_id"] == "v1"])
     frames = [r["frame_index"] for r in rows if r["video_id"] == "v1"]
@@ -177,7 +177,7 @@ def _toy_embeddings(tmp_path, dim=8, n_videos=12):
 
 
 def test_small_data_fit_chooses_reg_covar_on_held_out_real_videos_and_records_it(tmp_path, capsys):
-    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.pipeline.fit import run_fit
     from difffake_ray.config import load_config
     from difffake_ray.runtime import FITTED_VIDEOS, read_seen_videos
 
@@ -207,9 +207,9 @@ def test_evaluate_leaves_out_the_videos_the_model_was_fitted_on(tmp_path):
     import pyarrow as pa
 
     from difffake_ray import schema, storage
-    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.pipeline.fit import run_fit
     from difffake_ray.config import load_config
-    from difffake_ray.evaluate import run_evaluate
+    from difffake_ray.pipeline.evaluate import run_evaluate
     from difffake_ray.runtime import write_run_record
 
     emb, table = _toy_embeddings(tmp_path)
@@ -234,7 +234,7 @@ def test_evaluate_leaves_out_the_videos_the_model_was_fitted_on(tmp_path):
 
 
 def test_detection_metrics_on_known_scores():
-    from difffake_ray.evaluate import video_auc
+    from difffake_ray.metrics import video_auc
 
     labels = ["real"] * 4 + ["fake"] * 4
     perfect = video_auc(labels, np.array([4.0, 3, 2, 1, -1, -2, -3, -4]))  # higher = more real
@@ -250,7 +250,7 @@ def test_detection_metrics_on_known_scores():
 def test_auc_standard_error_matches_a_bootstrap():
     from sklearn.metrics import roc_auc_score
 
-    from difffake_ray.evaluate import auc_delong
+    from difffake_ray.metrics import auc_delong
 
     rng = np.random.default_rng(0)
     fake, real = rng.normal(0.8, 1, 30), np.round(rng.normal(0, 1, 60), 1)  # ties among the reals
@@ -266,7 +266,7 @@ def test_reg_covar_selection_says_when_the_grid_may_be_too_small():
     grid's largest value wins and the selection says so; with a larger value offered it does not."""
     from sklearn.mixture import GaussianMixture
 
-    from difffake_ray.adm.fit import select_reg_covar
+    from difffake_ray.adm.selection import select_reg_covar
 
     rng = np.random.default_rng(0)
     X, groups = rng.normal(size=(40, 30)), np.repeat(np.arange(8), 5)
@@ -344,7 +344,7 @@ def test_regional_gmm_round_trips_without_pickle_and_scores_videos_through_score
     meta = {"combination": "sub2", "l2_normalize": False, "embedding_dim": regions * width}
     rows = _emb_rows("v1", 10, dim=regions * width)
     row = score_videos(_table(rows, dim=regions * width), back, meta, n_pairs=30, min_gap=2, seed=0)[0]
-    from difffake_ray.score import track_pairs
+    from difffake_ray.adm.scoring import track_pairs
 
     emb = np.array([r["embedding"] for r in rows])
     p = track_pairs([r["frame_index"] for r in rows], 30, 2, 0)
@@ -361,7 +361,7 @@ def test_regional_gmm_round_trips_without_pickle_and_scores_videos_through_score
 
 
 def test_fit_gives_a_regional_model_the_videos_and_the_embedding_regions(tmp_path, capsys):
-    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.pipeline.fit import run_fit
     from difffake_ray.config import load_config
     from difffake_ray.runtime import write_run_record
 

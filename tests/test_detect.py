@@ -39,7 +39,7 @@ def detector(faces, corpus, tmp_path_factory):
     """A tiny backbone and a GMM fitted on the corpus's real training videos, bundled and calibrated."""
     import time
 
-    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.pipeline.fit import run_fit
     from difffake_ray.backbone import create_backbone, export_embedder, fingerprint
     from difffake_ray.runtime import TRAINED_VIDEOS, write_run_record, write_seen_videos
     from difffake_ray.embed import CropEmbedder
@@ -76,7 +76,7 @@ def test_detect_gives_the_batch_paths_score_and_calibration_skips_fitted_videos(
     from difffake_ray.bundle import Detector
     from difffake_ray.pipeline.detect import detect_video, run_detect
     from difffake_ray.runtime import FITTED_VIDEOS, read_seen_videos
-    from difffake_ray.score import score_videos
+    from difffake_ray.adm.scoring import score_videos
 
     model, meta = load_model(detector["adm"])
     batch = {r["video_id"]: r for r in score_videos(detector["emb"], model, meta, 30, 1, 0)}
@@ -389,7 +389,7 @@ def test_detect_and_the_batch_path_draw_the_same_pairs_under_any_name(detector, 
 
     from difffake_ray.adm.persistence import load_model
     from difffake_ray.pipeline.detect import run_bundle, run_detect
-    from difffake_ray.score import score_videos
+    from difffake_ray.adm.scoring import score_videos
 
     cfg = copy.deepcopy(detector["cfg"])
     cfg.score.pairs_per_video = 5

@@ -10,7 +10,7 @@ import pytest
 
 from difffake_ray import schema, storage
 from difffake_ray.config import load_config
-from difffake_ray.evaluate import run_evaluate
+from difffake_ray.pipeline.evaluate import run_evaluate
 
 CFG = load_config(None, ["evaluate.exclude_seen=false"])
 

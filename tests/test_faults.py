@@ -74,7 +74,7 @@ def test_extract_survives_a_killed_worker(ray_local, corpus, faces, tmp_path):
 
 
 def test_score_survives_a_killed_worker(ray_local, tmp_path):
-    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.pipeline.fit import run_fit
     from difffake_ray.pipeline.score import read_scores, run_score
     from tests.conftest import toy_embeddings_table
 
@@ -161,7 +161,7 @@ def test_embed_and_score_resume_an_interrupted_output(ray_local, faces, tmp_path
     half-written temporary. The rerun gives the uninterrupted table, each video once."""
     import shutil
 
-    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.pipeline.fit import run_fit
     from difffake_ray.backbone import create_backbone, export_embedder
     from difffake_ray.pipeline.embed import run_embed
     from difffake_ray.pipeline.parts import DONE_DIR

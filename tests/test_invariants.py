@@ -58,9 +58,9 @@ def assert_identity(stage_out: str, videos: set, status_column: str) -> dict:
 
 
 def test_accounting_identity_through_every_stage(ray_local, mixed_manifest, tmp_path):
-    from difffake_ray.adm.fit import run_fit
+    from difffake_ray.pipeline.fit import run_fit
     from difffake_ray.backbone import create_backbone, export_embedder
-    from difffake_ray.evaluate import run_evaluate
+    from difffake_ray.pipeline.evaluate import run_evaluate
     from difffake_ray.pipeline.embed import run_embed
     from difffake_ray.pipeline.extract import run_extract
     from difffake_ray.pipeline.score import run_score

@@ -19,7 +19,7 @@ from difffake_ray.adm.persistence import ModelFileError, load_model, save_model
 from difffake_ray.backbone import ModelFileError as BackboneFileError
 from difffake_ray.backbone import create_backbone, export_embedder, load_embedder, load_embedder_file
 from difffake_ray.preprocess import InputSpec
-from difffake_ray.score import score_videos
+from difffake_ray.adm.scoring import score_videos
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

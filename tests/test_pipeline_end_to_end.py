@@ -6,9 +6,9 @@ import os
 import pytest
 
 from difffake_ray import schema, storage
-from difffake_ray.adm.fit import run_fit
+from difffake_ray.pipeline.fit import run_fit
 from difffake_ray.config import load_config
-from difffake_ray.evaluate import run_evaluate
+from difffake_ray.pipeline.evaluate import run_evaluate
 from difffake_ray.pipeline.embed import run_embed
 from difffake_ray.pipeline.score import read_scores, run_score
 from difffake_ray.pipeline.train import run_train
@@ -58,7 +58,7 @@ def test_embed_fit_score_evaluate(ray_local, faces, tmp_path):
     import pyarrow.compute as pc
 
     from difffake_ray.adm.persistence import load_model
-    from difffake_ray.score import score_videos
+    from difffake_ray.adm.scoring import score_videos
 
     two = sorted(videos)[0]
     in_two = pc.and_(pc.equal(e["video_id"], two), pc.equal(pc.bit_wise_and(e["frame_index"], 1), 0))

@@ -38,7 +38,7 @@ def test_bookkeeping_scans_agree_with_a_plain_count(tmp_path):
 
 
 def test_fit_reads_only_real_training_videos_and_caps_its_pairs(tmp_path):
-    from difffake_ray.adm.fit import collect_training_pairs
+    from difffake_ray.pipeline.fit import collect_training_pairs
 
     table = toy_embeddings_table(n_videos=30, n_frames=8)
     _write_parts(tmp_path / "emb", table, videos_per_part=3)

@@ -9,7 +9,7 @@ import pytest
 
 from difffake_ray import schema
 from difffake_ray.adm.models import create_anomaly_model
-from difffake_ray.score import score_videos
+from difffake_ray.adm.scoring import score_videos
 
 DIM = 8
 META = {"combination": "sub2", "l2_normalize": False, "embedding_dim": DIM}

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 
 from difffake_ray import schema, storage
-from difffake_ray.adm.fit import run_fit
+from difffake_ray.pipeline.fit import run_fit
 from difffake_ray.adm.persistence import load_model
 from difffake_ray.datasets.manifest import load_manifest, write_manifest
-from difffake_ray.evaluate import run_evaluate
+from difffake_ray.pipeline.evaluate import run_evaluate
 from tests.conftest import fast_config, toy_embeddings_table
 
 
@@ -26,7 +26,7 @@ def fit_and_evaluate_on(base: str) -> dict:
     meta = run_fit(storage.join(base, "emb"), storage.join(base, "adm"), cfg)
     model, meta2 = load_model(storage.join(base, "adm"))
     assert meta2["combination"] == meta["combination"]
-    from difffake_ray.score import score_videos
+    from difffake_ray.adm.scoring import score_videos
 
     scores = score_videos(storage.read_parquet_dir(storage.join(base, "emb")), model, meta2, cfg.score.pairs_per_video, 1, 0)
     storage.write_parquet_atomic(pa.Table.from_pylist(scores, schema=schema.SCORES_SCHEMA),

@@ -274,7 +274,6 @@ def _decode_skipping(container, stream, wanted: np.ndarray, handle: Callable[[De
     import av
 
     targets = set(int(i) for i in wanted)
-    last = int(wanted[-1]) if len(wanted) else -1
     out: List[Any] = []
     reached, shape = -1, None
     tb = float(stream.time_base) if stream.time_base else 0.0

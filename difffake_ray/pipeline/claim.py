@@ -159,14 +159,34 @@ def without_as_before(settings: Dict[str, Any], as_before: Dict[str, Any]) -> Di
 
 
 @contextlib.contextmanager
-def claim(out_uri: str, stage: str, settings: Dict[str, Any], overwrite: bool = False,
-          inputs: Optional[Dict[str, Optional[str]]] = None) -> Iterator[None]:
-    """Hold ``out_uri`` for one run of ``stage`` made with ``settings`` (JSON-able), reading
-    ``inputs`` ({what: uri}, checked to lie apart from the output)."""
+def hold(out_uri: str, stage: str, inputs: Optional[Dict[str, Optional[str]]] = None) -> Iterator[None]:
+    """Hold ``out_uri`` for one run of ``stage``, reading ``inputs`` ({what: uri}, checked to lie
+    apart from the output): one writer at a time, and an interrupted run says so in its record.
+    Stages that write one artefact whole (fit, evaluate, bundle) take only this."""
     check_apart(out_uri, inputs or {})
     storage.makedirs(out_uri)
     lock = _take_lock(out_uri, stage)
     try:
+        yield
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM (runtime.StageInterrupted)
+        storage.write_json_atomic(storage.join(out_uri, RUN_RECORD), {
+            "stage": stage, "status": "interrupted", "cause": interrupted_by(), "output": out_uri,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": lock["host"], "pid": lock["pid"],
+            "note": "partial output: a rerun resumes it"})
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            lock_uri = storage.join(out_uri, LOCK_FILE)
+            if storage.read_json(lock_uri).get("run") == lock["run"]:
+                storage.remove(lock_uri)
+
+
+@contextlib.contextmanager
+def claim(out_uri: str, stage: str, settings: Dict[str, Any], overwrite: bool = False,
+          inputs: Optional[Dict[str, Optional[str]]] = None) -> Iterator[None]:
+    """``hold`` for a stage that writes part files and resumes: the output must have been made
+    with ``settings`` (JSON-able), or be empty, or ``overwrite`` removes it."""
+    with hold(out_uri, stage, inputs):
         record = storage.join(out_uri, SETTINGS_FILE)
         settings = json.loads(json.dumps(settings))  # as it will read back
         if overwrite:
@@ -186,16 +206,4 @@ def claim(out_uri: str, stage: str, settings: Dict[str, Any], overwrite: bool = 
                 f"{out_uri} holds rows but no {SETTINGS_FILE} saying what made them; rerun with --overwrite to redo "
                 f"every video, or write to another folder")
         storage.write_json_atomic(record, {"stage": stage, "settings": settings})
-        try:
-            yield
-        except KeyboardInterrupt:  # SIGINT, or SIGTERM (runtime.StageInterrupted)
-            storage.write_json_atomic(storage.join(out_uri, RUN_RECORD), {
-                "stage": stage, "status": "interrupted", "cause": interrupted_by(), "output": out_uri,
-                "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": lock["host"], "pid": lock["pid"],
-                "note": "partial output: a rerun resumes it"})
-            raise
-    finally:
-        with contextlib.suppress(Exception):
-            lock_uri = storage.join(out_uri, LOCK_FILE)
-            if storage.read_json(lock_uri).get("run") == lock["run"]:
-                storage.remove(lock_uri)
+        yield

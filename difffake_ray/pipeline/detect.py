@@ -88,7 +88,7 @@ def held_out_scores(emb_uri: str, model_uri: str, backbone_uri: str, cfg: Config
 
     from ..adm.persistence import load_model
     from ..runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_seen_videos
-    from ..score import score_videos, tracks_by_video
+    from ..adm.scoring import score_videos, tracks_by_video
 
     model, meta = load_model(model_uri)
     seen = set(read_seen_videos(model_uri, FITTED_VIDEOS) or ())
@@ -185,7 +185,7 @@ NO_VERDICT = (schema.LOW_EVIDENCE, schema.STATIC, schema.OUTSIDE_DOMAIN)
 def detect_video(detector: Detector, uri: str, fpr: float = 0.01) -> Dict[str, Any]:
     """One video -> {"video", "status", "score", "real_percentile", "verdict", ..., "seconds": {...}}
     plus, under "_evidence", what a report draws (faces, pairs and their scores)."""
-    from ..score import score_videos, tracks_by_video
+    from ..adm.scoring import score_videos, tracks_by_video
 
     times: Dict[str, float] = {}
     t = time.perf_counter()
@@ -250,13 +250,11 @@ def report_stem(uri: str) -> str:
 def write_report(result: Dict[str, Any], out_dir: str, n_pairs_shown: int = 3) -> List[str]:
     """Per video: the most anomalous frame pairs (the two crops side by side, with the pair score)
     and a timeline of per-frame anomaly (mean score of the pairs a frame is in). -> files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ..faces.codec import decode_image
+    from ..figures import pyplot, write_figure
     from ..text import printable
+
+    plt = pyplot()
 
     ev = result.get("_evidence")
     if not ev:
@@ -276,7 +274,7 @@ def write_report(result: Dict[str, Any], out_dir: str, n_pairs_shown: int = 3) -
                  f"{result['score']:.1f}, {result.get('verdict') or result['status']})", fontsize=9)
     fig.tight_layout()
     pairs_png = storage.join(out_dir, f"{stem}_pairs.png")
-    _save(fig, pairs_png)
+    write_figure(pairs_png, fig, dpi=100, tight=False)
     per_frame = {}
     for (a, b), s in zip(pairs, ll):
         for pos in (a, b):
@@ -291,19 +289,8 @@ def write_report(result: Dict[str, Any], out_dir: str, n_pairs_shown: int = 3) -
     ax.legend(fontsize=7)
     fig.tight_layout()
     timeline_png = storage.join(out_dir, f"{stem}_timeline.png")
-    _save(fig, timeline_png)
+    write_figure(timeline_png, fig, dpi=100, tight=False)
     return [pairs_png, timeline_png]
-
-
-def _save(fig, uri: str) -> None:
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    storage.write_bytes_atomic(uri, buf.getvalue())
 
 
 def check_report_dir(report_dir: str) -> None:

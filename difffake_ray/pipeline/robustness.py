@@ -11,6 +11,7 @@ from typing import Any, Dict, Sequence
 from .. import storage
 from ..config import Config
 from ..embed import PERTURBATIONS
+from ..figures import png_bytes, pyplot
 from ..runtime import ray_session, write_run_record
 
 DEFAULT_PERTURBATIONS = PERTURBATIONS  # none first: the reference row
@@ -18,7 +19,7 @@ DEFAULT_PERTURBATIONS = PERTURBATIONS  # none first: the reference row
 
 def run_robustness(faces_uri: str, out_uri: str, backbone_uri: str, model_uri: str, cfg: Config,
                    perturbations: Sequence[str] = DEFAULT_PERTURBATIONS) -> Dict[str, Any]:
-    from ..evaluate import run_evaluate
+    from .evaluate import run_evaluate
     from .embed import run_embed
     from .score import run_score
 
@@ -58,14 +59,7 @@ def format_table(table: Dict[str, Any]) -> str:
 
 
 def _plot(table: Dict[str, Any]) -> bytes:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = pyplot().subplots(figsize=(6, 3.5))
     names = list(table)
     ax.bar(names, [table[n]["overall"]["auc"] for n in names], color="tab:blue")
     ax.set_ylim(0.4, 1.0)
@@ -74,7 +68,4 @@ def _plot(table: Dict[str, Any]) -> bytes:
     ax.set_title("Robustness to perturbations of the test faces")
     for i, n in enumerate(names):
         ax.text(i, table[n]["overall"]["auc"] + 0.01, f"{table[n]['overall']['auc']:.3f}", ha="center", fontsize=8)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)

@@ -11,9 +11,9 @@ from ..runtime import ray_session
 
 
 def run_all(cfg: Config, overwrite: bool = False) -> Dict[str, Any]:
-    from ..adm.fit import run_fit
+    from .fit import run_fit
     from ..backbone import export_pretrained_embedder
-    from ..evaluate import run_evaluate
+    from .evaluate import run_evaluate
     from .embed import run_embed
     from .detect import run_bundle
     from .extract import run_extract

@@ -18,7 +18,7 @@ EMB_COLUMNS = schema.EMBEDDINGS_KEY_COLUMNS + ["embedding"]  # with each face's 
 
 
 def _make_scorer(model_uri: str, n_pairs: int, min_gap: int, seed: int, min_faces: int, pairing: str):
-    from ..score import score_videos
+    from ..adm.scoring import score_videos
 
     model, meta = load_model(model_uri)
     return functools.partial(score_videos, model=model, meta=meta, n_pairs=n_pairs, min_gap=min_gap, seed=seed,

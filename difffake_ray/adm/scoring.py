@@ -22,9 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import schema
-from .adm.combinations import combine_pairs
-from .adm.pairs import draw_pairs, pair_seed
+from .. import schema
+from .combinations import combine_pairs
+from .pairs import draw_pairs, pair_seed
 
 # A track whose face window changes by less than this between sampled frames (median of the
 # faces' ``motion``, grey levels 0-255) is still. Measured at 16 frames a video: looped still images

@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import storage
 from ..config import Config
 from ..faces.codec import decode_image
+from ..figures import pyplot, write_figure
 from ..preprocess import InputSpec
-from ..train.data import load_real_faces
-from .blend import PseudoFakeMaker
-from .masks import MASK_GENERATORS
+from ..pseudofake.blend import PseudoFakeMaker
+from ..pseudofake.masks import MASK_GENERATORS
+from .data import load_real_faces
 
 
 def preview_grid(faces_uri: str, out_png: str, cfg: Config, n: int = 8, split: str = "train") -> None:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = load_real_faces(faces_uri, split) or load_real_faces(faces_uri, "test")
     if not rows:
         raise ValueError(f"{faces_uri}: no real faces to preview")
@@ -47,7 +41,4 @@ def preview_grid(faces_uri: str, out_png: str, cfg: Config, n: int = 8, split: s
     for ax in axes.ravel():
         ax.axis("off")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    storage.write_bytes_atomic(out_png, buf.getvalue())
+    write_figure(out_png, fig, tight=False)

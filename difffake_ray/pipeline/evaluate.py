@@ -1,9 +1,5 @@
-"""Video-level evaluation: ROC AUC, average precision and EER, overall, per dataset and per
-manipulation method; plots.
-
-Convention: the score is the mean pair score (a log-likelihood), higher = more real; the metrics are for
-detecting fakes with -score. The reference code's binarised "AUC" (threshold at the test set's
-Youden point, = balanced accuracy) is reported beside it, labelled as tuned on the test set.
+"""evaluate: a score table -> video-level metrics overall, per dataset and per manipulation method
+(``metrics.py``), with the ROC and score histogram plotted.
 
 Honesty: by default the videos the anomaly model was fitted on and the backbone was trained on
 (found through the run records: scores -> model -> embeddings -> backbone) are left out, and how
@@ -12,63 +8,24 @@ many were left out is reported: a score of a video a model has seen says nothing
 
 from __future__ import annotations
 
-import io
 import time
 from typing import Any, Dict, List
 
-import numpy as np
 import pandas as pd
 
-from . import schema, storage
-from .config import Config
-from .runtime import write_run_record
-
-
-def auc_delong(positive: np.ndarray, negative: np.ndarray):
-    """ROC AUC of ``positive`` scoring above ``negative`` and its standard error by DeLong's method
-    (placement values from midranks: O(n log n), so a million videos cost one sort, where a
-    bootstrap would cost a thousand)."""
-    from scipy.stats import rankdata
-
-    positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
-    m, n = len(positive), len(negative)
-    both = rankdata(np.concatenate([positive, negative]))
-    above = (both[:m] - rankdata(positive)) / n  # per positive: the share of negatives below it
-    below = 1.0 - (both[m:] - rankdata(negative)) / m  # per negative: the share of positives above it
-    auc = float(above.mean())
-    var = (above.var(ddof=1) / m if m > 1 else 0.0) + (below.var(ddof=1) / n if n > 1 else 0.0)
-    return auc, float(np.sqrt(var))
-
-
-def video_auc(labels: List[str], scores: np.ndarray) -> Dict[str, float]:
-    """Detection metrics of fakes (-score) among labelled videos: ROC AUC with its 95% confidence
-    interval (DeLong), average precision, equal error rate, and the reference code's
-    Youden-binarised AUC (its threshold tuned on these videos)."""
-    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
-
-    y = np.array([1 if l == "fake" else 0 for l in labels])
-    out = {"auc": float("nan"), "auc_ci95": [float("nan"), float("nan")], "ap": float("nan"), "eer": float("nan"),
-           "youden_binarised_auc": float("nan"), "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum())}
-    if len(np.unique(y)) < 2:
-        return out
-    fake_score = -np.asarray(scores, np.float64)
-    fpr, tpr, thr = roc_curve(y, fake_score)
-    best = np.argmax(tpr - fpr)
-    pred = (fake_score >= thr[best]).astype(int)
-    fnr = 1 - tpr
-    i = int(np.argmin(np.abs(fnr - fpr)))  # where the miss rate meets the false-alarm rate
-    auc, se = auc_delong(fake_score[y == 1], fake_score[y == 0])  # the AUC with its error, from one ranking
-    out.update(auc=auc, auc_ci95=[max(0.0, auc - 1.96 * se), min(1.0, auc + 1.96 * se)],
-               ap=float(average_precision_score(y, fake_score)), eer=float((fpr[i] + fnr[i]) / 2),
-               youden_binarised_auc=float(roc_auc_score(y, pred)))
-    return out
+from .. import schema, storage
+from ..config import Config
+from ..figures import png_bytes, pyplot
+from ..metrics import video_auc
+from ..runtime import write_run_record
+from .claim import hold
 
 
 def seen_videos(scores_uri: str) -> Dict[str, Any]:
     """{"fitted": ids, "trained": ids, "records": [...]} of the model behind a score table, found
     through the run records; a record that cannot be found is named in "missing"."""
-    from .adm.persistence import META_FILE as MODEL_META_FILE
-    from .runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_run_record, read_seen_videos
+    from ..adm.persistence import META_FILE as MODEL_META_FILE
+    from ..runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_run_record, read_seen_videos
 
     out: Dict[str, Any] = {"fitted": set(), "trained": set(), "records": [], "missing": []}
     try:
@@ -126,23 +83,30 @@ def read_score_table(scores_uri: str, columns: List[str], filter=None):
     return table
 
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
-    import matplotlib
+    started = time.time()
+    scores_uri, out_uri = storage.absolute(scores_uri), storage.absolute(out_uri)
+    metrics, figures, n_videos = _evaluate(scores_uri, cfg)  # the score table checked before anything is written
+    with hold(out_uri, "evaluate", inputs={"scores": scores_uri}):
+        storage.write_json_atomic(storage.join(out_uri, "metrics.json"), metrics)
+        for name, png in figures.items():
+            storage.write_bytes_atomic(storage.join(out_uri, name), png)
+        write_run_record(out_uri, "evaluate", cfg, inputs={"scores": scores_uri},
+                         counts={"videos": n_videos, "scored": metrics["scored"]}, started=started)
+    o, left_out = metrics["overall"], metrics["left_out_seen"]
+    print(f"evaluate: {metrics['split']} split, video AUC {o['auc']:.4f} (95% CI {o['auc_ci95'][0]:.2f}-"
+          f"{o['auc_ci95'][1]:.2f}), AP {o['ap']:.4f}, EER {o['eer']:.4f} "
+          f"({o['n_real']} real, {o['n_fake']} fake; left out {left_out['fitted']} fitted and "
+          f"{left_out['trained']} trained-on videos; Youden-binarised {o['youden_binarised_auc']:.4f}); "
+          f"report: {out_uri}/metrics.json, roc.png, score_hist.png", flush=True)
+    return metrics
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _evaluate(scores_uri: str, cfg: Config):
+    """-> (metrics, {file name: PNG bytes}, videos read)."""
     from sklearn.metrics import roc_curve
 
-    started = time.time()
+    plt = pyplot()
     # columns, not row dicts: a score table of millions of videos stays a few hundred MB
     cols = ["video_id", "label", "dataset", "method", "split", "status", "score"]
     import pyarrow.dataset as pads
@@ -183,7 +147,7 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
             sub = pd.concat([reals, sub_fakes])
             metrics["per_method"][f"{ds}/{m}"] = video_auc(sub["label"].tolist(), sub["score"].to_numpy())
             curves[f"{ds}/{m}"] = sub
-    storage.write_json_atomic(storage.join(out_uri, "metrics.json"), metrics)
+    figures = {}
 
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, rows in curves.items():
@@ -198,7 +162,7 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     ax.set_ylabel("true positive rate (fake detected)")
     ax.set_title("DiffFake video-level ROC")
     ax.legend(fontsize=7, loc="lower right")
-    storage.write_bytes_atomic(storage.join(out_uri, "roc.png"), _png(fig))
+    figures["roc.png"] = png_bytes(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, colour in (("real", "tab:blue"), ("fake", "tab:red")):
@@ -208,13 +172,5 @@ def run_evaluate(scores_uri: str, out_uri: str, cfg: Config) -> Dict[str, Any]:
     ax.set_xlabel("video score (mean pair score; higher = more real)")
     ax.set_ylabel("videos")
     ax.legend()
-    storage.write_bytes_atomic(storage.join(out_uri, "score_hist.png"), _png(fig))
-    write_run_record(out_uri, "evaluate", cfg, inputs={"scores": scores_uri},
-                     counts={"videos": int(len(df)), "scored": int(len(scored))}, started=started)
-    o = metrics["overall"]
-    print(f"evaluate: {metrics['split']} split, video AUC {o['auc']:.4f} (95% CI {o['auc_ci95'][0]:.2f}-"
-          f"{o['auc_ci95'][1]:.2f}), AP {o['ap']:.4f}, EER {o['eer']:.4f} "
-          f"({o['n_real']} real, {o['n_fake']} fake; left out {left_out['fitted']} fitted and "
-          f"{left_out['trained']} trained-on videos; Youden-binarised {o['youden_binarised_auc']:.4f}); "
-          f"report: {out_uri}/metrics.json, roc.png, score_hist.png", flush=True)
-    return metrics
+    figures["score_hist.png"] = png_bytes(fig)
+    return metrics, figures, int(len(df))
