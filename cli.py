@@ -430,7 +430,7 @@ def bundle_cmd(ctx, backbone_uri, model_uri, out, calibrate_uri, allow_unrecorde
 
     The parts must belong together: the anomaly model fitted on this backbone's embeddings, the
     calibration embeddings made by it (checked by fingerprint)."""
-    from difffake_ray.pipeline.detect import run_bundle
+    from difffake_ray.pipeline.bundle import run_bundle
 
     try:
         run_bundle(backbone_uri, model_uri, out, _load(ctx), calibrate_uri, allow_unrecorded=allow_unrecorded)

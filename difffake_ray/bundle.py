@@ -49,7 +49,7 @@ def self_hash(manifest: Dict[str, Any]) -> str:
 def write_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
                  calibration: Optional[Dict[str, Any]] = None, card: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Copy the backbone and the anomaly model into ``out_uri`` with ``bundle.json``. The caller
-    (``pipeline.detect.run_bundle``) has checked that the parts belong together."""
+    (``pipeline.bundle.run_bundle``) has checked that the parts belong together."""
     from .adm.persistence import ARRAYS_FILE, META_FILE, load_model
     from .backbone import load_embedder_file
     from .runtime import versions

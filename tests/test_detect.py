@@ -43,7 +43,7 @@ def detector(faces, corpus, tmp_path_factory):
     from difffake_ray.backbone import create_backbone, export_embedder, fingerprint
     from difffake_ray.runtime import TRAINED_VIDEOS, write_run_record, write_seen_videos
     from difffake_ray.embed import CropEmbedder
-    from difffake_ray.pipeline.detect import run_bundle
+    from difffake_ray.pipeline.bundle import run_bundle
     from difffake_ray.preprocess import InputSpec
     from tests.conftest import fast_config
 
@@ -198,7 +198,7 @@ def _copy_bundle(detector, tmp_path):
 def test_a_bundle_of_parts_that_do_not_belong_together_is_refused(detector, tmp_path):
     from difffake_ray.backbone import create_backbone, export_embedder
     from difffake_ray.bundle import BundleError
-    from difffake_ray.pipeline.detect import UnrecordedError, run_bundle
+    from difffake_ray.pipeline.bundle import UnrecordedError, run_bundle
     from difffake_ray.preprocess import InputSpec
     from difffake_ray.runtime import write_run_record
 
@@ -232,7 +232,7 @@ def test_a_bundle_of_parts_that_do_not_belong_together_is_refused(detector, tmp_
 
 
 def test_calibrate_pointed_at_a_faces_folder_says_so(detector, faces, tmp_path):
-    from difffake_ray.pipeline.detect import held_out_scores
+    from difffake_ray.pipeline.bundle import held_out_scores
 
     with pytest.raises(ValueError, match="holds no embedding column .*a faces folder"):
         held_out_scores(faces, detector["adm"], detector["backbone"], detector["cfg"])
@@ -388,7 +388,8 @@ def test_detect_and_the_batch_path_draw_the_same_pairs_under_any_name(detector, 
     import pyarrow.parquet as pq
 
     from difffake_ray.adm.persistence import load_model
-    from difffake_ray.pipeline.detect import run_bundle, run_detect
+    from difffake_ray.pipeline.bundle import run_bundle
+    from difffake_ray.pipeline.detect import run_detect
     from difffake_ray.adm.scoring import score_videos
 
     cfg = copy.deepcopy(detector["cfg"])

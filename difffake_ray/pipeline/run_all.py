@@ -15,7 +15,7 @@ def run_all(cfg: Config, overwrite: bool = False) -> Dict[str, Any]:
     from ..backbone import export_pretrained_embedder
     from .evaluate import run_evaluate
     from .embed import run_embed
-    from .detect import run_bundle
+    from .bundle import run_bundle
     from .extract import run_extract
     from .score import run_score
     from .train import run_train
