@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import storage
+from .storage import ModelFileError
 from .preprocess import InputSpec
 from .pretrained import classifier_prefixes
 
@@ -131,10 +132,6 @@ def save_state(obj: Dict[str, Any], uri: str) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     storage.write_bytes_atomic(uri, buf.getvalue())
-
-
-class ModelFileError(ValueError):
-    """A backbone file that cannot be used: named, with its cause, in one line."""
 
 
 def load_state(uri: str, map_location: str = "cpu") -> Dict[str, Any]:

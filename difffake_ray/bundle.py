@@ -50,17 +50,17 @@ def write_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
                  calibration: Optional[Dict[str, Any]] = None, card: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Copy the backbone and the anomaly model into ``out_uri`` with ``bundle.json``. The caller
     (``pipeline.bundle.run_bundle``) has checked that the parts belong together."""
-    from .adm.persistence import ARRAYS_FILE, META_FILE, load_model
+    from .adm.persistence import ARRAYS_FILE, MODEL_META_FILE, load_model
     from .backbone import load_embedder_file
     from .runtime import versions
 
     embedder = load_embedder_file(backbone_uri)  # both checked before anything is written
     _, model_meta = load_model(model_uri)
     if int(embedder["meta"]["feature_dim"]) != int(model_meta["embedding_dim"]):
-        raise BundleError(f"{backbone_uri} gives {embedder['meta']['feature_dim']}-d features, {model_uri} was "
-                          f"fitted on {model_meta['embedding_dim']}-d ones")
+        raise BundleError(f"{backbone_uri} gives {embedder['meta']['feature_dim']}-d embeddings, {model_uri} "
+                          f"scores {model_meta['embedding_dim']}-d ones")
     files = {BACKBONE_FILE: storage.read_bytes(backbone_uri),
-             META_FILE: storage.read_bytes(storage.join(model_uri, META_FILE)),
+             MODEL_META_FILE: storage.read_bytes(storage.join(model_uri, MODEL_META_FILE)),
              ARRAYS_FILE: storage.read_bytes(storage.join(model_uri, ARRAYS_FILE))}
     for name, data in files.items():
         storage.write_bytes_atomic(storage.join(out_uri, name), data)
@@ -73,7 +73,7 @@ def write_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
                   "seed": cfg.score.seed, "min_faces": cfg.score.min_faces, "pairing": cfg.score.pairing},
         "backbone": {k: embedder["meta"].get(k) for k in ("arch", "feature_dim", "input", "weights")},
         "anomaly_model": {k: model_meta.get(k) for k in ("anomaly_model", "combination", "l2_normalize",
-                                                          "embedding_dim", "n_training_pairs", "n_fitted_videos")},
+                                                          "embedding_dim", "pair_feature_dim", "n_training_pairs", "n_fitted_videos")},
         "calibration": calibration,
         "model_card": card or {},
         "versions": versions(),
@@ -150,7 +150,7 @@ def check_calibration(where: str, calibration: Any) -> None:
 def verified_manifest(uri: str) -> Dict[str, Any]:
     """``bundle.json``, validated, once every file it lists is there with its recorded size and
     SHA-256 (each read no further than its recorded size)."""
-    from .adm.persistence import ARRAYS_FILE, META_FILE
+    from .adm.persistence import ARRAYS_FILE, MODEL_META_FILE
 
     where = storage.join(uri, BUNDLE_FILE)
     try:
@@ -166,8 +166,8 @@ def verified_manifest(uri: str) -> Dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - an unreachable URL, a refused connection: named in one line
         raise BundleError(f"{where}: cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     check_manifest(where, manifest)
-    if set(manifest["files"]) != {BACKBONE_FILE, META_FILE, ARRAYS_FILE}:
-        raise BundleError(f"{where}: lists {sorted(manifest['files'])}, expected {BACKBONE_FILE}, {META_FILE}, "
+    if set(manifest["files"]) != {BACKBONE_FILE, MODEL_META_FILE, ARRAYS_FILE}:
+        raise BundleError(f"{where}: lists {sorted(manifest['files'])}, expected {BACKBONE_FILE}, {MODEL_META_FILE}, "
                           f"{ARRAYS_FILE}")
     for name, digest in manifest["files"].items():
         path = storage.join(uri, name)
@@ -228,7 +228,8 @@ class Detector:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        from .adm.persistence import ModelFileError, load_model
+        from .adm.persistence import load_model
+        from .storage import ModelFileError
 
         self.uri = uri
         self.manifest = verified_manifest(uri)

@@ -21,6 +21,11 @@ import pyarrow.parquet as pq
 TEMP_PREFIX = ".tmp-"  # atomic writes go to this hidden name first; readers skip it
 
 
+
+class ModelFileError(ValueError):
+    """A model file (a backbone, an anomaly model) that cannot be used: named, with its cause, in
+    one line."""
+
 def is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 

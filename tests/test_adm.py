@@ -194,6 +194,8 @@ def test_small_data_fit_chooses_reg_covar_on_held_out_real_videos_and_records_it
     assert sel["largest_of_grid"] == (sel["chosen"] == 1e-1) and ("the grid's largest" in out) == sel["largest_of_grid"]
     back, saved = load_model(str(tmp_path / "adm"))
     assert saved["small_data"]["reg_covar"] == small["reg_covar"] and back.params["reg_covar"] == small["reg_covar"]
+    width = len(table.column("embedding")[0])  # model.json names the embeddings' width and the pairs' apart
+    assert saved["embedding_dim"] == width and saved["pair_feature_dim"] == width
     train_reals = {r["video_id"] for r in table.to_pylist() if r["label"] == "real" and r["split"] == "train"}
     assert read_seen_videos(str(tmp_path / "adm"), FITTED_VIDEOS) == train_reals
 

@@ -1,6 +1,6 @@
 """Fitted anomaly models on disk without pickle: ``model.npz`` (arrays) + ``model.json`` (kind,
-parameters, combination, backbone fingerprint, embedding dim). npz is read with
-``allow_pickle=False``."""
+parameters, combination, backbone fingerprint, the width of the embeddings it scores and of their
+pair features). npz is read with ``allow_pickle=False``."""
 
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ from typing import Any, Dict, Tuple
 import numpy as np
 
 from .. import storage
+from ..storage import ModelFileError
 from .models import create_anomaly_model, ANOMALY_MODELS
 
 ARRAYS_FILE = "model.npz"
-META_FILE = "model.json"
+MODEL_META_FILE = "model.json"
 
 
 def save_model(model, out_uri: str, meta: Dict[str, Any]) -> None:
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v) for k, v in model.to_arrays().items()})
     storage.write_bytes_atomic(storage.join(out_uri, ARRAYS_FILE), buf.getvalue())
-    storage.write_json_atomic(storage.join(out_uri, META_FILE), dict(meta, params=model.params))
+    storage.write_json_atomic(storage.join(out_uri, MODEL_META_FILE), dict(meta, params=model.params))
 
 
 def load_model(uri: str) -> Tuple[Any, Dict[str, Any]]:
@@ -29,11 +30,11 @@ def load_model(uri: str) -> Tuple[Any, Dict[str, Any]]:
     import json
     import zipfile
 
-    meta_uri, arrays_uri = storage.join(uri, META_FILE), storage.join(uri, ARRAYS_FILE)
+    meta_uri, arrays_uri = storage.join(uri, MODEL_META_FILE), storage.join(uri, ARRAYS_FILE)
     try:
         meta = storage.read_json(meta_uri)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{uri}: no {META_FILE} (write one with `python cli.py fit`)") from None
+        raise FileNotFoundError(f"{uri}: no {MODEL_META_FILE} (write one with `python cli.py fit`)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{meta_uri}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
@@ -58,13 +59,16 @@ def model_fingerprint(uri: str) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    for name in (META_FILE, ARRAYS_FILE):
+    for name in (MODEL_META_FILE, ARRAYS_FILE):
         h.update(storage.read_bytes(storage.join(uri, name)))
     return h.hexdigest()[:16]
 
 
-class ModelFileError(ValueError):
-    """A model folder whose files disagree with each other or with what scoring needs."""
+def pair_feature_dim(meta: Dict[str, Any]) -> int:
+    """The width of the pair features a model was fitted on (``embedding_dim``, the width of the
+    embeddings it scores, is what a table is checked against). Files written before the width was
+    recorded: every combination then was element-wise, so the two were the same."""
+    return int(meta.get("pair_feature_dim", meta["embedding_dim"]))
 
 
 def check_model(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> None:
@@ -73,18 +77,18 @@ def check_model(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -
 
     for key in ("anomaly_model", "combination", "embedding_dim", "l2_normalize", "params"):
         if key not in meta:
-            raise ModelFileError(f"{uri}/{META_FILE}: no {key!r} (not written by `cli.py fit`?)")
+            raise ModelFileError(f"{uri}/{MODEL_META_FILE}: no {key!r} (not written by `cli.py fit`?)")
     for key, a in arrays.items():  # a NaN here would give NaN scores for every video
         if np.issubdtype(a.dtype, np.number) and not np.all(np.isfinite(a)):
             raise ModelFileError(f"{uri}/{ARRAYS_FILE}: {key} holds {int(np.sum(~np.isfinite(a)))} non-finite "
                                  f"value(s) (NaN/inf)")
     if meta["anomaly_model"] not in ANOMALY_MODELS:
-        raise ModelFileError(f"{uri}/{META_FILE}: unknown anomaly model {meta['anomaly_model']!r}; "
+        raise ModelFileError(f"{uri}/{MODEL_META_FILE}: unknown anomaly model {meta['anomaly_model']!r}; "
                              f"known: {', '.join(ANOMALY_MODELS.names())}")
     if meta["combination"] not in COMBINATIONS:
-        raise ModelFileError(f"{uri}/{META_FILE}: unknown combination {meta['combination']!r}; "
+        raise ModelFileError(f"{uri}/{MODEL_META_FILE}: unknown combination {meta['combination']!r}; "
                              f"known: {', '.join(COMBINATIONS.names())}")
-    dim = int(meta["embedding_dim"])
+    dim = pair_feature_dim(meta)
     if meta["anomaly_model"] == "gmm":
         w, mu, pc = arrays.get("weights"), arrays.get("means"), arrays.get("precisions_cholesky")
         if w is None or mu is None or pc is None:
@@ -107,7 +111,7 @@ def _check_regional(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray
     try:
         widths = layout.level_widths(dim // r)
     except ValueError as e:
-        raise ModelFileError(f"{uri}/{META_FILE}: {e}") from None
+        raise ModelFileError(f"{uri}/{MODEL_META_FILE}: {e}") from None
     levels = range(len(widths))
     need = ["scale", "loc", "spread", "reg_covar", "weights"] + [f"{name}_{lvl}" for lvl in levels
                                                                 for name in ("means", "precisions_cholesky")]

@@ -27,15 +27,15 @@ def check_parts_belong(backbone_uri: str, model_uri: str, calibrate_uri: Optiona
     (which backbone made the embeddings, which videos a model saw) is refused too unless
     ``allow_unrecorded``: calibration would then count those videos as held out. -> the notes
     that a bundle made with ``allow_unrecorded`` carries."""
-    from ..adm.persistence import META_FILE
+    from ..adm.persistence import MODEL_META_FILE
     from ..backbone import fingerprint, load_embedder_file
     from ..runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_run_record
 
     mine = fingerprint(backbone_uri)
     try:  # its record is all this needs: write_bundle loads and checks the model itself
-        meta = storage.read_json(storage.join(model_uri, META_FILE))
+        meta = storage.read_json(storage.join(model_uri, MODEL_META_FILE))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{model_uri}: no {META_FILE} (write one with `python cli.py fit`)") from None
+        raise FileNotFoundError(f"{model_uri}: no {MODEL_META_FILE} (write one with `python cli.py fit`)") from None
     unrecorded: List[str] = []
     fitted_on = meta.get("backbone_fingerprint")
     if fitted_on and fitted_on != mine:

@@ -24,7 +24,7 @@ from .claim import hold
 def seen_videos(scores_uri: str) -> Dict[str, Any]:
     """{"fitted": ids, "trained": ids, "records": [...]} of the model behind a score table, found
     through the run records; a record that cannot be found is named in "missing"."""
-    from ..adm.persistence import META_FILE as MODEL_META_FILE
+    from ..adm.persistence import MODEL_META_FILE
     from ..runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_run_record, read_seen_videos
 
     out: Dict[str, Any] = {"fitted": set(), "trained": set(), "records": [], "missing": []}

@@ -34,6 +34,13 @@ def _real_faces(split: str):
             & (pads.field("status") == schema.FRAME_OK))
 
 
+def embedding_width(emb_uri: str, pair_width: int) -> int:
+    """The width of the embeddings in ``emb_uri`` (its schema's fixed-size list); a table written
+    otherwise: ``pair_width`` (every combination is element-wise)."""
+    size = getattr(storage.parquet_dataset(emb_uri).schema.field("embedding").type, "list_size", -1)
+    return int(size) if size and size > 0 else int(pair_width)
+
+
 def collect_training_pairs(emb_uri: str, combination: str, n_pairs: int, min_gap: int, seed: int,
                            l2_normalize: bool, split: str = "train",
                            max_pairs: Optional[int] = None, pairing: str = "random") -> Tuple[np.ndarray, np.ndarray]:
@@ -81,7 +88,7 @@ def _fit(emb_uri: str, out_uri: str, cfg: Config, started: float) -> Dict[str, A
                                      log=lambda line: print(line, flush=True))
     fitted = sorted(set(owners.tolist()))
     meta = {"anomaly_model": f.anomaly_model, "combination": f.combination, "l2_normalize": f.l2_normalize,
-            "embedding_dim": int(X.shape[1]), "n_training_pairs": int(X.shape[0]), "n_fitted_videos": len(fitted),
+            "embedding_dim": embedding_width(emb_uri, X.shape[1]), "pair_feature_dim": int(X.shape[1]), "n_training_pairs": int(X.shape[0]), "n_fitted_videos": len(fitted),
             "small_data": small,
             "backbone_fingerprint": emb_record.get("backbone_fingerprint"), "embeddings": emb_uri,
             "score_direction": getattr(model, "score_meaning",

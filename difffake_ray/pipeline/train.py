@@ -19,7 +19,7 @@ from ..config import Config, ConfigError
 from ..runtime import TRAINED_VIDEOS, cluster_gpus, is_verbose, ray_session, write_run_record, write_seen_videos
 from ..preprocess import InputSpec
 from ..train.data import TrainingDataError, choose_validation, load_real_faces, shard_by_video
-from ..train.loop import META_FILE, MODEL_FILE, OPTIM_FILE
+from ..train.loop import CHECKPOINT_META_FILE, MODEL_FILE, OPTIM_FILE
 
 RAY_RUN_NAME = "ray_train"
 BEST_FILE = "best.pt"
@@ -35,7 +35,7 @@ def _checkpoint_dirs(run_dir: str):
             continue
         uri = fs.unstrip_protocol(folder) if "://" in run_dir else folder
         try:
-            with fs.open(posixpath.join(folder, META_FILE), "rb") as fh:
+            with fs.open(posixpath.join(folder, CHECKPOINT_META_FILE), "rb") as fh:
                 info = json.load(fh)
             complete = all(fs.size(posixpath.join(folder, f)) > 0 for f in (MODEL_FILE, OPTIM_FILE))
             epoch, auc = int(info["epoch"]), info["metrics"].get("val_auc", float("nan"))
@@ -51,7 +51,7 @@ def _checkpoint_dirs(run_dir: str):
 
 def training_history(run_dir: str):
     """The per-epoch metrics (loss, val AUC, val loss, images/s) of the kept checkpoints, by epoch."""
-    return [storage.read_json(storage.join(p, META_FILE))["metrics"] for _, _, p in _checkpoint_dirs(run_dir)]
+    return [storage.read_json(storage.join(p, CHECKPOINT_META_FILE))["metrics"] for _, _, p in _checkpoint_dirs(run_dir)]
 
 
 def latest_checkpoint(run_dir: str) -> Optional[str]:
@@ -141,7 +141,7 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
     last = found[-1]
     meta_out = {}
     for name, (epoch, auc, path) in ((BEST_FILE, best), (LAST_FILE, last)):
-        info = storage.read_json(storage.join(path, META_FILE))
+        info = storage.read_json(storage.join(path, CHECKPOINT_META_FILE))
         backbone = create_backbone(tcfg.backbone, pretrained=False, num_classes=1)
         backbone.load_state_dict(load_state(storage.join(path, MODEL_FILE)))
         backbone.pretrained_cfg = dict(backbone.pretrained_cfg, weights=f"fine-tuned from {info.get('weights')}")

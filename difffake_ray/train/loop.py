@@ -29,7 +29,7 @@ from .sam import SAM, lr_at_epoch, sam_step
 
 MODEL_FILE = "model.pt"
 OPTIM_FILE = "optimizer.pt"
-META_FILE = "meta.json"
+CHECKPOINT_META_FILE = "meta.json"
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -108,7 +108,7 @@ def save_checkpoint(directory: str, model, optimizer, epoch: int, metrics: Dict[
     backbone = unwrap(model).backbone
     torch.save(backbone.state_dict(), os.path.join(directory, MODEL_FILE))
     torch.save(optimizer.state_dict(), os.path.join(directory, OPTIM_FILE))
-    with open(os.path.join(directory, META_FILE), "w") as fh:
+    with open(os.path.join(directory, CHECKPOINT_META_FILE), "w") as fh:
         json.dump({"epoch": epoch, "metrics": metrics, "arch": cfg.backbone, "input": spec.to_meta(),
                    "weights": (backbone.pretrained_cfg or {}).get("weights", "unknown")}, fh)
 
@@ -119,7 +119,7 @@ def load_checkpoint(directory: str, model, optimizer) -> int:
     unwrap(model).backbone.load_state_dict(state)
     opt = torch.load(os.path.join(directory, OPTIM_FILE), map_location="cpu", weights_only=True)
     optimizer.load_state_dict(opt)
-    with open(os.path.join(directory, META_FILE)) as fh:
+    with open(os.path.join(directory, CHECKPOINT_META_FILE)) as fh:
         return int(json.load(fh)["epoch"])
 
 
