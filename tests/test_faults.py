@@ -75,7 +75,8 @@ def test_extract_survives_a_killed_worker(ray_local, corpus, faces, tmp_path):
 
 def test_score_survives_a_killed_worker(ray_local, tmp_path):
     from difffake_ray.pipeline.fit import run_fit
-    from difffake_ray.pipeline.score import read_scores, run_score
+    from difffake_ray.pipeline.score import run_score
+    from tests.tables import read_scores
     from tests.conftest import toy_embeddings_table
 
     cfg = fast_config()
@@ -165,7 +166,8 @@ def test_embed_and_score_resume_an_interrupted_output(ray_local, faces, tmp_path
     from difffake_ray.backbone import create_backbone, export_embedder
     from difffake_ray.pipeline.embed import run_embed
     from difffake_ray.pipeline.parts import DONE_DIR
-    from difffake_ray.pipeline.score import read_scores, run_score
+    from difffake_ray.pipeline.score import run_score
+    from tests.tables import read_scores
     from difffake_ray.preprocess import InputSpec
 
     cfg = fast_config()

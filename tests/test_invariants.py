@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from difffake_ray import schema, storage
-from difffake_ray.datasets.hostile import CASES, MISSING_CASE, make_hostile_corpus
+from tests.hostile import CASES, MISSING_CASE, make_hostile_corpus
 from difffake_ray.datasets.manifest import manifest_table, write_manifest
 from difffake_ray.verify import verify_output
 from tests.conftest import fast_config

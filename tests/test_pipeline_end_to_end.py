@@ -10,7 +10,8 @@ from difffake_ray.pipeline.fit import run_fit
 from difffake_ray.config import load_config
 from difffake_ray.pipeline.evaluate import run_evaluate
 from difffake_ray.pipeline.embed import run_embed
-from difffake_ray.pipeline.score import read_scores, run_score
+from difffake_ray.pipeline.score import run_score
+from tests.tables import read_scores
 from difffake_ray.pipeline.train import run_train
 from difffake_ray.runtime import FITTED_VIDEOS, TRAINED_VIDEOS, read_seen_videos
 

@@ -60,7 +60,8 @@ def test_manifest_csv_on_memory_resolves_relative_uris():
 @pytest.mark.ray
 def test_file_uris_through_ray_workers(ray_local, tmp_path):
     """score is a Ray Data stage: its workers read and write file:// URIs themselves."""
-    from difffake_ray.pipeline.score import read_scores, run_score
+    from difffake_ray.pipeline.score import run_score
+    from tests.tables import read_scores
 
     base = f"file://{tmp_path}"
     cfg = fast_config()

@@ -23,15 +23,6 @@ def part_name(video_ids: Iterable[str]) -> str:
     return f"part-{digest}.parquet"
 
 
-def completed_video_ids(out_uri: str) -> Set[str]:
-    """Video ids already written under ``out_uri`` (every part file holds whole videos): one
-    parallel, projected scan of the output, holding one id per video."""
-    done: Set[str] = set()
-    for batch in storage.scan_batches(out_uri, ["video_id"]):
-        done.update(pc.unique(batch.column(0)).to_pylist())
-    return done
-
-
 # What a rerun redoes by default: the file may be there now, the unexpected error may have passed.
 # (unreadable, no_frames, no_face say something about the file itself: --redo-failed redoes them too.)
 TRANSIENT_STATUSES = (schema.MISSING, schema.ERROR)

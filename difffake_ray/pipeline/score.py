@@ -57,7 +57,3 @@ def run_score(emb_uri: str, out_uri: str, model_uri: str, cfg: Config, progress:
         print(summary_line("score", counts, time.time() - started), flush=True)
     check_unreadable(out_uri, "score")
     return record
-
-
-def read_scores(uri: str):
-    return storage.read_parquet_dir(uri, schema=schema.SCORES_SCHEMA)

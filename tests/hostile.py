@@ -14,7 +14,7 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
-from .synthetic import render_real, write_video
+from difffake_ray.datasets.synthetic import render_real, write_video
 
 # case name -> what the file is (documentation for people reading test failures)
 CASES: Dict[str, str] = {
