@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/python cli.py run-all configs/demo.yaml
 
 bench: $(STAMP)
-	$(BIN)/python bench/extract.py
+	$(BIN)/python -m bench.extract
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -10,7 +10,7 @@ embedding and scoring (and checking the bundle, for the first).
 Target (issue "One video in, a verdict"): under 10 s cold and under 3 s warm on 2 cores with the
 CPU backbone.
 
-    python bench/detect.py --detector out/demo/detector
+    python -m bench.detect --detector out/demo/detector
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.common import result_stem, write_result
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -60,8 +60,7 @@ def main() -> None:
                      "warm_s": round(warm, 2), "per_video": results})
     median = sorted(runs, key=lambda r: r["cold_s"])[len(runs) // 2]
     cold, warm = median["cold_s"], median["warm_s"]
-    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-              "video": f"{args.seconds:g} s, 1280x720, H.264", "cold_s": cold, "warm_s": warm,
+    report = {"video": f"{args.seconds:g} s, 1280x720, H.264", "cold_s": cold, "warm_s": warm,
               "runs_cold_s": [r["cold_s"] for r in runs], "runs_warm_s": [r["warm_s"] for r in runs],
               "median_run": median, "target": "cold < 10 s, warm < 3 s", "target_met": cold < 10 and warm < 3}
     results = median["per_video"]
@@ -70,9 +69,7 @@ def main() -> None:
     for r in results:
         print(f"  {os.path.basename(r['video'])}: {r['status']} score {r['score']} verdict {r['verdict']}; "
               + ", ".join(f"{k} {v:.2f} s" for k, v in r["seconds"].items()))
-    out = os.path.join(ROOT, "bench", "results", f"detect-{platform.machine()}-{os.cpu_count()}cpu.json")
-    with open(out, "w") as fh:
-        json.dump(report, fh, indent=2)
+    out = write_result(result_stem("detect"), report)
     print(f"written {out}")
 
 

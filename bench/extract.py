@@ -10,11 +10,11 @@ baseline's detections on the same frames. The baseline is pinned to one core. Ou
 twice: over the whole job (actor start-up and model loading included, which a 24-video job cannot
 amortise) and in steady state (first to last part file written), beside the seconds per video of
 each step (decode, detect, landmarks, crop, encode, motion, write: the stage's own clock) and how
-busy its workers were. Writes bench/results/extract-<machine>-<corpus>-<detector>[-<overrides>].json
-with the versions and every extract setting inside.
+busy its workers were. Writes bench/results/extract-<corpus>-<detector>[-<overrides>]-<machine>-...json
+(``bench/common.py``) with the versions and every extract setting inside.
 
-    python bench/extract.py                     # 24 videos, 10 s, 1280x720
-    python bench/extract.py --videos 6 --seconds 4
+    python -m bench.extract                     # 24 videos, 10 s, 1280x720
+    python -m bench.extract --videos 6 --seconds 4
 """
 
 from __future__ import annotations
@@ -22,20 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-from difffake_ray import schema, storage  # noqa: E402
-from difffake_ray.config import CorpusConfig, load_config  # noqa: E402
-from difffake_ray.faces.codec import encode_image  # noqa: E402
-from difffake_ray.faces.crop import crop_face, crop_window, to_crop_coordinates  # noqa: E402
-from difffake_ray.faces.detectors import haar_cascade_path, largest_face  # noqa: E402
-from difffake_ray.faces.landmarkers import create_landmarker  # noqa: E402
-from difffake_ray.faces.video import sample_frame_indices  # noqa: E402
+from bench.common import machine, result_stem, write_result
+from difffake_ray import schema, storage
+from difffake_ray.config import CorpusConfig, load_config
+from difffake_ray.faces.codec import encode_image
+from difffake_ray.faces.crop import crop_face, crop_window, to_crop_coordinates
+from difffake_ray.faces.detectors import haar_cascade_path, largest_face
+from difffake_ray.faces.landmarkers import create_landmarker
+from difffake_ray.faces.video import sample_frame_indices
 
 
 def naive_extract(uri: str, n_frames: int, classifier, landmarker) -> dict:
@@ -90,7 +86,7 @@ def main() -> None:
 
     # --- baseline: one process, one core (pinned: FFmpeg inside VideoCapture would thread otherwise);
     # kept beside the corpus for --reuse-baseline (trying settings), measured afresh by default
-    cached = os.path.join(corpus, f"baseline-{platform.machine()}-{os.cpu_count()}cpu.json")
+    cached = os.path.join(corpus, f"baseline-{machine()}.json")
     reused = bool(args.reuse_baseline and os.path.exists(cached))
     if reused:
         with open(cached) as fh:
@@ -115,7 +111,7 @@ def main() -> None:
     # --- ours: the Ray Data stage
     cfg = load_config(None, [f"ray.num_cpus={args.cpus}"] + args.overrides)
     from difffake_ray.pipeline.extract import extract_settings, run_extract
-    from difffake_ray.runtime import init_ray, versions
+    from difffake_ray.runtime import init_ray
 
     init_ray(cfg.ray)
     out = os.path.join(args.workdir, "faces")
@@ -156,8 +152,7 @@ def main() -> None:
         "videos_per_part": execution["videos_per_part"], "parts": execution["parts"],
         "worker_utilisation": execution["utilisation"],
         "seconds_per_video_by_step": {k: round(v / n, 4) for k, v in execution["step_seconds"].items()},
-        "machine": f"{platform.machine()}-{os.cpu_count()}cpu", "python": platform.python_version(),
-        "versions": versions(), "settings": extract_settings(cfg.extract),
+        "settings": extract_settings(cfg.extract),
     }
     print(json.dumps(res, indent=2))
     busy = sum(execution["step_seconds"].values())
@@ -169,13 +164,8 @@ def main() -> None:
           f"videos/s ({args.cpus} cores) | per core x{res['speedup_per_core']} (steady state "
           f"x{res['speedup_per_core_steady']}) | recall vs baseline "
           f"{100 * res['recall_vs_baseline']:.1f}% ({ours_hits} vs {len(base_hits)} faces)")
-    os.makedirs("bench/results", exist_ok=True)
-    # the machine and what was run in the name; the versions and every setting inside
-    name = (f"bench/results/extract-{platform.machine()}-{os.cpu_count()}cpu-{n}x{args.seconds:g}s-720p-"
-            f"{cfg.extract.detector}{'-' + '-'.join(o.replace('=', '_') for o in args.overrides) if args.overrides else ''}"
-            ".json")
-    with open(name, "w") as fh:
-        json.dump(res, fh, indent=2)
+    # what was run in the name (with the machine and versions); every setting inside
+    write_result(result_stem("extract", f"{n}x{args.seconds:g}s-720p", cfg.extract.detector, *args.overrides), res)
 
 
 if __name__ == "__main__":

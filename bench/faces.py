@@ -10,8 +10,8 @@ tracks included, in this process: the time is one core's):
   background faces), and still tracks among them (a poster, a false box on the background);
 - speed: seconds per video, and per sampled frame.
 
-    python bench/faces.py                      # ../shared/data/realdev; haar and yunet
-    python bench/faces.py --detectors haar
+    python -m bench.faces                      # ../shared/data/realdev; haar and yunet
+    python -m bench.faces --detectors haar
 
 Results: bench/results/faces-realdev-<machine>.json. The data are read in place, never copied.
 """
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
-import platform
 import time
 from collections import Counter, defaultdict
 
 import numpy as np
+
+from bench.common import result_stem, write_result
 
 DEFAULT_REALDEV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
                                "realdev")
@@ -89,12 +89,8 @@ def main() -> None:
                      f"{r['seconds_per_frame']:.3f} |")
     table = "\n".join(lines)
     print(table)
-    os.makedirs("bench/results", exist_ok=True)
-    out = f"bench/results/faces-realdev-{platform.machine()}-{os.cpu_count()}cpu.json"
-    with open(out, "w") as fh:
-        json.dump({"machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-                   "settings": {"frames": args.frames, "min_faces": args.min_faces}, "results": results,
-                   "table_markdown": table}, fh, indent=2)
+    out = write_result(result_stem("faces", "realdev"), {
+        "settings": {"frames": args.frames, "min_faces": args.min_faces}, "results": results, "table_markdown": table})
     print(f"faces: {out}")
 
 

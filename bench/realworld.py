@@ -18,10 +18,10 @@ calibration saw; the backbones are ImageNet's, untrained for deepfakes, so they 
 Shortcuts (realdev README): resolution (every 224x224 and 360x288 clip is real, most 512x512 are
 fake) and overlays. The AUC within resolution groups is reported beside the overall one.
 
-    python bench/realworld.py                       # ../shared/data/realdev, CPU, ~15 min
-    python bench/realworld.py --rows cpu,paper      # some rows only
+    python -m bench.realworld                       # ../shared/data/realdev, CPU, ~15 min
+    python -m bench.realworld --rows cpu,paper      # some rows only
 
-Results: bench/results/realworld-<backbone>-<machine>.json and .png. The data are never copied.
+Results: bench/results/realworld-<backbone>[-<variant>]-<machine>-<accelerator>-<versions>.json and .png. The data are never copied.
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import os
-import platform
 import time
 from typing import Dict, List
 
 import numpy as np
+
+from bench.common import result_stem, write_result
+from difffake_ray.figures import pyplot, write_figure
 
 DEFAULT_REALDEV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
                                "realdev")
@@ -255,28 +256,20 @@ def main() -> None:
     counts = {half: {"real": sum(v["label"] == "real" and fold_of[v["video_id"]] in f for v in videos),
                      "fake": sum(v["label"] == "fake" and fold_of[v["video_id"]] in f for v in videos)}
               for half, f in halves.items()}
-    summary = {"machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
-               "protocol": {"folds": args.folds, "halves": {h: sorted(f) for h, f in halves.items()},
+    summary = {"protocol": {"folds": args.folds, "halves": {h: sorted(f) for h, f in halves.items()},
                             "videos": counts, "frames": args.frames, "backbone": base.train.backbone,
                             "config": args.config, "overrides": args.overrides},
                "targets": "test AUC >= 0.80, every kind >= 0.70, false alarms on new real identities <= 10% at the "
                           "5% threshold, synthetic bench >= 0.95, < 30 min",
                "timings_s": timings, "results": results, "table_markdown": table}
-    os.makedirs("bench/results", exist_ok=True)
-    stem = (f"bench/results/realworld-{base.train.backbone}" + (f"-{variant}" if variant else "")
-            + f"-{platform.machine()}-{os.cpu_count()}cpu")
-    with open(stem + ".json", "w") as fh:
-        json.dump(summary, fh, indent=2, default=str)
+    stem = result_stem("realworld", base.train.backbone, variant)
+    write_result(stem, summary)
     _plot(results, kinds, stem + ".png")
     print(f"realworld: {timings['total']} s; {stem}.json, {stem}.png")
 
 
 def _plot(results: Dict, kinds: List[str], out_png: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = list(results)
     cols = ["overall"] + kinds + ["FPR@5%"]
     grid = np.array([[results[r]["test"]["auc"]] + [results[r]["test"]["per_kind"].get(k, {}).get("auc", np.nan)
@@ -292,8 +285,7 @@ def _plot(results: Dict, kinds: List[str], out_png: str) -> None:
         for j in range(len(cols)):
             ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7)
     ax.set_title("DiffFake on real footage (realdev, test identities): AUC per kind, false alarms at 5%")
-    fig.savefig(out_png, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    write_figure(out_png, fig)
 
 
 if __name__ == "__main__":

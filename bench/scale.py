@@ -14,8 +14,8 @@ its bookkeeping included, and reports that process's peak RSS (the driver's, not
 Target (issue "A million videos"): driver peak RSS under 2 GB at 1M videos, and time per video
 flat from 10k to 1M (within 1.5x).
 
-    python bench/scale.py                          # N = 10k, 100k, 1M (about an hour on 2 cores)
-    python bench/scale.py --sizes 10000 100000     # a quicker look
+    python -m bench.scale                          # N = 10k, 100k, 1M (about an hour on 2 cores)
+    python -m bench.scale --sizes 10000 100000     # a quicker look
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import pyarrow as pa
 
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
+from bench.common import result_stem, write_result
+from difffake_ray.figures import pyplot, write_figure
 
 STAGES = ["embed", "fit", "score", "evaluate", "verify-embed", "verify-score"]
 TARGET_RSS_GB, TARGET_FLATNESS = 2.0, 1.5
@@ -157,11 +157,7 @@ def run_stage(args) -> None:
 
 
 def plot(results: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     sizes = sorted(int(n) for n in results)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for stage in STAGES:
@@ -175,15 +171,14 @@ def plot(results: dict, path: str) -> None:
     a.legend(fontsize=8)
     b.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_figure(path, fig, tight=False)
 
 
 def main() -> None:
     args = parse_args()
     if args.stage:
         return run_stage(args)
-    machine = f"{platform.machine()}-{os.cpu_count()}cpu"
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"scale-{machine}")
+    out = result_stem("scale")
     results = json.load(open(out + ".json"))["results"] if os.path.exists(out + ".json") else {}
     for n in args.sizes:
         t0 = time.perf_counter()
@@ -191,7 +186,7 @@ def main() -> None:
         print(f"n={n}: corpus ready ({time.perf_counter() - t0:.0f} s)", flush=True)
         row = results.setdefault(str(n), {})
         for stage in [s for s in STAGES if s in args.stages]:
-            cmd = [sys.executable, os.path.abspath(__file__), "--stage", stage, "--n", str(n),
+            cmd = [sys.executable, "-m", "bench.scale", "--stage", stage, "--n", str(n),
                    "--workdir", args.workdir, "--frames", str(args.frames), "--dim", str(args.dim)]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
@@ -200,11 +195,9 @@ def main() -> None:
             r = row[stage]
             print(f"n={n:>8} {stage:<13} {r['seconds']:8.1f} s {1e6 * r['seconds'] / n:9.1f} µs/video "
                   f"peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
-        json.dump({"machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-                   "config": {"frames": args.frames, "dim": args.dim, "videos_per_part": args.videos_per_part},
-                   "target": f"driver peak RSS < {TARGET_RSS_GB} GB at 1M; time per video within "
-                             f"{TARGET_FLATNESS}x from 10k to 1M", "results": results},
-                  open(out + ".json", "w"), indent=2)
+        write_result(out, {"config": {"frames": args.frames, "dim": args.dim, "videos_per_part": args.videos_per_part},
+                           "target": f"driver peak RSS < {TARGET_RSS_GB} GB at 1M; time per video within "
+                                     f"{TARGET_FLATNESS}x from 10k to 1M", "results": results})
     plot(results, out + ".png")
     sizes = sorted(int(n) for n in results)
     print(f"\n{'stage':<13}" + "".join(f"{n:>14,}" for n in sizes) + "   (µs/video; peak RSS GB)")

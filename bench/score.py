@@ -10,25 +10,22 @@
 On a GPU the same comparison is the issue's "pipeline at >= 90% of model-only": both sides run
 the model in bf16 autocast with channels_last on the same GPU, the pipeline with one actor on it.
 
-    python bench/score.py                      # CPU
-    python bench/score.py --device cuda --crops 8192 --backbone efficientnet_b4 --batch-size 128
+    python -m bench.score                      # CPU
+    python -m bench.score --device cuda --crops 8192 --backbone efficientnet_b4 --batch-size 128
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+from bench.common import result_stem, write_result
 
 
 def bench_gmm(dim: int, n_fit: int, n_score: int, seed: int = 0) -> dict:
@@ -154,7 +151,7 @@ def main() -> None:
                     help="cuda: the model-only loop and one pipeline actor on the GPU, bf16")
     args = ap.parse_args()
 
-    result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
+    result = {}
     gmm = bench_gmm(args.dim, args.fit_pairs, args.score_pairs)
     result["gmm_scoring"] = gmm
     print(f"GMM log-likelihood, {args.dim}-d, {args.score_pairs} pairs: sklearn {gmm['sklearn_pairs_per_s']:.0f} "
@@ -185,11 +182,7 @@ def main() -> None:
               f"{emb['pipeline_crops_per_s']:.1f} crops/s (Parquet in, decode, forward, Parquet out): "
               f"{100 * emb['pipeline_vs_plain']:.0f}% of the plain loop (target {100 * emb['target']:.0f}%)", flush=True)
 
-    os.makedirs("bench/results", exist_ok=True)
-    gpu = "" if args.device == "cpu" else "-" + __import__("torch").cuda.get_device_name().replace(" ", "_")
-    out = f"bench/results/score-{platform.machine()}-{os.cpu_count()}cpu{gpu}.json"
-    with open(out, "w") as fh:
-        json.dump(result, fh, indent=2)
+    out = write_result(result_stem("score", args.device), result)
     print(f"written {out}")
 
 

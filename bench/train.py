@@ -7,8 +7,8 @@ this process, the Ray Train side runs in a TorchTrainer worker after ``prepare_m
 is measured inside the loop after warm-up, so Ray's start-up is reported apart (it is paid once
 per run, not per step).
 
-    python bench/train.py                                  # CPU: efficientnet_b0, 112 px, batch 16
-    python bench/train.py --backbone efficientnet_b4 --image-size 224 --batch-size 32   # on a GPU
+    python -m bench.train                                  # CPU: efficientnet_b0, 112 px, batch 16
+    python -m bench.train --backbone efficientnet_b4 --image-size 224 --batch-size 32   # on a GPU
 
 On a GPU the step runs with bf16 autocast and channels_last, as training does.
 """
@@ -18,16 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from difffake_ray.config import Config, CorpusConfig, TrainConfig  # noqa: E402
+from bench.common import result_stem, write_result
+from difffake_ray.config import Config, CorpusConfig, TrainConfig
 
 
 def build_batches(faces_uri: str, n_batches: int, batch_size: int, image_size: int, pcfg, arch: str):
@@ -176,8 +173,7 @@ def main() -> None:
           f"{ray1['wall_s_incl_startup']:.1f} s wall with start-up", flush=True)
     overhead = 1 - ray1["images_per_s"] / plain["images_per_s"]
     result = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
-                    "device": torch.cuda.get_device_name() if use_gpu else "cpu"},
+        "threads": args.threads,
         "model": {"backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
                   "bf16_autocast": use_gpu, "channels_last": True},
         "ray_dashboard": args.dashboard, "plain_torch": plain, "ray_train_1_worker": ray1,
@@ -190,12 +186,8 @@ def main() -> None:
         result["ray_train_2_workers_gloo"] = ddp
     ray.shutdown()
     print(f"Ray Train overhead per step: {100 * overhead:.1f}% (target < 10%)", flush=True)
-    os.makedirs("bench/results", exist_ok=True)
-    tag = "gpu" if use_gpu else f"{platform.machine()}-{os.cpu_count()}cpu"
-    out = (f"bench/results/train-{args.backbone}-{tag}-{args.threads}thread{'s' if args.threads > 1 else ''}"
-           f"{'-dashboard' if args.dashboard else ''}.json")
-    with open(out, "w") as fh:
-        json.dump(result, fh, indent=2)
+    out = write_result(result_stem("train", args.backbone, f"{args.threads}thread{'s' if args.threads > 1 else ''}",
+                                   "dashboard" if args.dashboard else ""), result)
     print(f"written {out}")
 
 

@@ -1,6 +1,6 @@
 """Running a stage on an existing Ray cluster through Ray Jobs (the Jobs SDK, JobSubmissionClient).
 
-``cli.py submit STAGE ARGS...`` becomes a job whose entrypoint is ``python jobs/<stage>.py ...``:
+``cli.py submit STAGE ARGS...`` becomes a job whose entrypoint is ``python -m jobs.run STAGE ...``:
 the arguments are a list, each one shell-quoted (the Jobs API takes one command string; nothing the
 user typed is ever interpreted by a shell). The resolved config travels inside the runtime env, so
 the job runs with exactly the config the user resolved here.
@@ -102,7 +102,7 @@ def project_dependencies() -> List[str]:
 
 def runtime_env(config_yaml: str, env_file: Optional[str] = None, pip: bool = False) -> Dict[str, Any]:
     """jobs/runtime_env.yaml (or ``env_file``) with the working dir made absolute and the config added."""
-    if not (JOBS_DIR / "_entry.py").is_file():
+    if not (JOBS_DIR / "run.py").is_file():
         raise SubmissionError(f"submit ships the project checkout as the job's working_dir, and {JOBS_DIR} is "
                               "missing: run it from a source checkout of difffake-ray (pip install -e .)")
     path = Path(env_file) if env_file else DEFAULT_RUNTIME_ENV
@@ -117,11 +117,10 @@ def runtime_env(config_yaml: str, env_file: Optional[str] = None, pip: bool = Fa
 
 
 def entrypoint(stage: str, stage_args: List[str], global_args: Optional[List[str]] = None) -> str:
-    """``python jobs/<stage>.py [global options] -- [stage arguments]``, every argument quoted."""
+    """``python -m jobs.run STAGE [global options] -- [stage arguments]``, every argument quoted."""
     if stage not in STAGES:
         raise SubmissionError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
-    script = f"jobs/{stage.replace('-', '_')}.py"
-    return shlex.join(["python", script, *(global_args or []), "--", *stage_args])
+    return shlex.join(["python", "-m", "jobs.run", stage, *(global_args or []), "--", *stage_args])
 
 
 def submit(address: str, stage: str, stage_args: List[str], config_yaml: str, *,

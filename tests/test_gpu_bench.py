@@ -1,18 +1,14 @@
-"""bench/gpu.py --dry-run: every section of the GPU measurement runs on CPU (tiny sizes, Lite0), so
+"""python -m bench.gpu --dry-run: every section of the GPU measurement runs on CPU (tiny sizes, Lite0), so
 the script cannot rot between the days a GPU is lent."""
 
-import importlib.util
 import json
 import math
 import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def test_gpu_bench_dry_run_measures_every_section_on_cpu(ray_local, tmp_path):
-    spec = importlib.util.spec_from_file_location("gpu_bench", os.path.join(ROOT, "bench", "gpu.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from bench import gpu as bench
+
     result = bench.main(["--dry-run", "--results-dir", str(tmp_path / "results"), "--workdir", str(tmp_path / "work")])
     sections = result["sections"]
     for name in ("model", "precision", "sam_step", "embed_stage", "extract", "gmm"):

@@ -17,12 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_entrypoint_arguments_are_quoted_never_interpreted():
     args = ["s3://b/emb dir", "--adm", "x'; rm -rf / #", "$(whoami)"]
     cmd = submission.entrypoint("score", args)
-    assert shlex.split(cmd) == ["python", "jobs/score.py", "--", *args]
-    assert submission.entrypoint("run-all", []).startswith("python jobs/run_all.py")
+    assert shlex.split(cmd) == ["python", "-m", "jobs.run", "score", "--", *args]
+    assert submission.entrypoint("run-all", []).startswith("python -m jobs.run run-all")
     with pytest.raises(submission.SubmissionError, match="unknown stage"):
         submission.entrypoint("rm", [])
-    for stage in submission.STAGES:  # every stage has its entrypoint file
-        assert os.path.isfile(os.path.join(ROOT, "jobs", stage.replace("-", "_") + ".py"))
 
 
 def test_token_is_found_where_ray_looks_for_it(tmp_path, monkeypatch):
@@ -55,22 +53,26 @@ def test_runtime_env_ships_the_project_and_the_resolved_config():
 
 
 def test_job_entrypoint_runs_the_stage_with_the_shipped_config(tmp_path):
-    """What the job's driver runs: jobs/<stage>.py -- ARGS, config from the environment."""
+    """What the job's driver runs: python -m jobs.run STAGE -- ARGS, config from the environment,
+    from the job's working_dir (the checkout); a stage it does not know is refused in one line."""
     root = tmp_path / "FFIW10K"
     for rel in ("source/val/val_00000.mp4", "target/val/val_00000.mp4"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(b"\x00")
     env = dict(os.environ, **{submission.CONFIG_ENV: "corpus:\n  seed: 3\n"})
     out = tmp_path / "m.csv"
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "jobs", "manifest.py"), "--", "ffiw", str(root),
-                           str(out)], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "jobs.run", "manifest", "--", "ffiw", str(root),
+                           str(out)], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "2 videos" in done.stdout and out.read_text().count("\n") == 3
     # the shipped config is the one the stage loads: a wrong one fails before any work
     env[submission.CONFIG_ENV] = "extract:\n  n_framez: 12\n"
-    bad = subprocess.run([sys.executable, os.path.join(ROOT, "jobs", "manifest.py"), "--", "ffiw", str(root),
-                          str(tmp_path / "m2.csv")], env=env, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([sys.executable, "-m", "jobs.run", "manifest", "--", "ffiw", str(root),
+                          str(tmp_path / "m2.csv")], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert bad.returncode != 0 and "n_framez" in bad.stderr and not (tmp_path / "m2.csv").exists()
+    unknown = subprocess.run([sys.executable, "-m", "jobs.run", "rm", "--", "-rf"], capture_output=True, text=True,
+                             timeout=120, cwd=ROOT)
+    assert unknown.returncode != 0 and "the first argument is the stage" in unknown.stderr
 
 
 def test_a_jobs_api_answering_500_is_one_line_naming_the_address(tmp_path):

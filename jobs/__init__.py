@@ -1,0 +1,1 @@
+"""The Ray Jobs entrypoint (``python -m jobs.run``) and the jobs' runtime env."""
