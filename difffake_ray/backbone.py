@@ -88,7 +88,7 @@ class DetectorNet(nn.Module):
     ``frozen_stages``: the stem and the first n feature stages keep their ImageNet weights and
     batch-norm statistics (no gradient, eval mode even while training). The texture statistics of
     the early stages are what the ``stages`` head detects with; a few CPU epochs on pseudo-fakes
-    reshape them toward blending seams and lose that (README, "Detection quality").
+    reshape them toward blending seams and lose that (docs/quality.md).
     """
 
     def __init__(self, backbone: nn.Module, frozen_stages: int = 0):

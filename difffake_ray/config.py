@@ -160,10 +160,10 @@ class ExtractConfig(Checked):
     # gets a track of its own, scored apart (the video takes its most anomalous track); 1: the largest
     # face only, as the paper
     max_faces: int = 3
-    # With track_faces, the whole frame is searched every this many sampled frames (new faces);
-    # between, each track is looked for near its last box. 8 (and a coarse-to-fine full search) cut
-    # extract's detection time by half, but moved the boxes enough to cost the synthetic bench's
-    # eye edits 0.90 -> 0.82 (README, extract): kept at 4
+    # With track_faces, each track is looked for near its last box, and every this many sampled
+    # frames a coarse search of the whole frame looks for faces that came in. 8 (with every box
+    # from a coarse-to-fine search) cut detection by half but moved the boxes enough to cost the
+    # synthetic bench's eye edits 0.90 -> 0.82 (docs/benchmarks.md, extract): kept at 4
     full_search_every: int = 4
     landmarker: str = "dlib68"
     lbf_model_path: Optional[str] = None

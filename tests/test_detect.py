@@ -165,7 +165,7 @@ def test_the_demo_detector_passes_new_real_videos_and_flags_new_face_swaps(tmp_p
     and two flickering faces "fake". Not every video is called right at that threshold: of 5 new
     videos each, the fine-tuned demo model called 4 reals real and flagged 4 face swaps, 5
     flickers, 4 inner swaps, 3 smoothed faces, 2 eye edits and 1 lip-sync; the same features
-    untrained do better (README "One video")."""
+    untrained do better (docs/detect.md)."""
     from difffake_ray.pipeline.detect import run_detect
 
     workdir = str(tmp_path / "demo")

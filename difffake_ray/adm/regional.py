@@ -8,7 +8,7 @@ Within a cell the same holds across depth: a generator's resolution, blending an
 the early stages (a few dozen channels), pose and expression in the late ones (hundreds), so a
 cell is split into a **texture** block (its first ``texture_stages`` stages) and a **semantic**
 block (the rest), each with its own density. On a corpus independent of the quality bench's the
-split took lip-sync AUC from 0.77 to 0.94 (README, "Detection quality"). Without the stage widths
+split took lip-sync AUC from 0.77 to 0.94 (docs/quality.md). Without the stage widths
 (another head, an old embedder file) a cell is one block. What makes the blocks' scores comparable:
 
 - **log magnitudes**: each pair feature becomes ``log(|x| / scale + 1e-2)``, ``scale`` its mean
