@@ -293,7 +293,7 @@ class FitConfig(Checked):
     CHECKS: ClassVar[Dict[str, Check]] = {
         "anomaly_model": registered("difffake_ray.adm.models", "ANOMALY_MODELS"),
         "combination": registered("difffake_ray.adm.combinations", "COMBINATIONS"),
-        "n_components": at_least(1), "covariance_type": one_of("full", "tied", "diag", "spherical"),
+        "n_components": at_least(1), "covariance_type": one_of("full"),  # the vectorised scorer's only
         "max_iter": at_least(1), "reg_covar": at_least(0), "min_pairs_per_dim": at_least(0),
         "small_data_remedy": one_of("select_reg_covar", "none"), "reg_covar_grid": each(at_least(0)),
         "reg_covar_folds": at_least(2), "pairs_per_video": at_least(1), "max_pairs": at_least(0),

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -69,7 +71,7 @@ def test_vectorised_loglik_equals_sklearn(fitted_gmm):
 @pytest.mark.parametrize("kind", ["gmm", "ocsvm", "autoencoder"])
 def test_save_load_round_trip_gives_identical_scores(tmp_path, kind):
     X = rng.normal(size=(120, 8))
-    model = create_anomaly_model(kind, seed=0, epochs=3).fit(X)
+    model = create_anomaly_model(kind, seed=0, **({"epochs": 3} if kind == "autoencoder" else {})).fit(X)
     save_model(model, str(tmp_path), {"anomaly_model": kind, "combination": "sub2", "l2_normalize": True,
                                   "embedding_dim": 8})
     back, meta = load_model(str(tmp_path))
@@ -193,7 +195,7 @@ def test_small_data_fit_chooses_reg_covar_on_held_out_real_videos_and_records_it
     assert "too few for a full covariance" in out
     assert sel["largest_of_grid"] == (sel["chosen"] == 1e-1) and ("the grid's largest" in out) == sel["largest_of_grid"]
     back, saved = load_model(str(tmp_path / "adm"))
-    assert saved["small_data"]["reg_covar"] == small["reg_covar"] and back.params["reg_covar"] == small["reg_covar"]
+    assert saved["small_data"]["reg_covar"] == small["reg_covar"] and back.reg_covar == small["reg_covar"]
     width = len(table.column("embedding")[0])  # model.json names the embeddings' width and the pairs' apart
     assert saved["embedding_dim"] == width and saved["pair_feature_dim"] == width
     train_reals = {r["video_id"] for r in table.to_pylist() if r["label"] == "real" and r["split"] == "train"}
@@ -378,14 +380,14 @@ def test_fit_gives_a_regional_model_the_videos_and_the_embedding_regions(tmp_pat
     assert meta["small_data"]["regions"] == 4 and len(meta["small_data"]["reg_covar"]) == 4
     assert "4 region(s) x 1 level(s) of 2 dimensions" in capsys.readouterr().out
     back, saved = load_model(str(tmp_path / "adm"))
-    assert back.params["n_regions"] == 4 and "least likely block" in saved["score_direction"]
+    assert back.n_regions == 4 and "least likely block" in saved["score_direction"]
     # the first stage as texture: a texture and a semantic block per region
     cfg = load_config(None, cfg_overrides + ["fit.texture_stages=1"])
     meta = run_fit(emb, str(tmp_path / "adm2"), cfg)
     assert meta["small_data"]["level_widths"] == [1, 1] and len(meta["small_data"]["reg_covar"]) == 8
     assert "4 region(s) x 2 level(s) of 1 + 1 dimensions" in capsys.readouterr().out
     back, _ = load_model(str(tmp_path / "adm2"))
-    assert back.params["region_stages"] == [1, 1] and len(back.blocks_) == 8
+    assert back.region_stages == [1, 1] and len(back.blocks_) == 8
 
 
 def test_regional_gmm_models_a_regions_texture_apart_from_its_semantics(tmp_path):
@@ -431,7 +433,7 @@ def test_regional_gmm_models_a_regions_texture_apart_from_its_semantics(tmp_path
     wrong = create_anomaly_model("regional_gmm", n_regions=regions, region_stages=[2, 11], texture_stages=1)
     with pytest.raises(ValueError, match=r"stage widths \[2, 11\] \(sum 13\) do not make a region of 14"):
         wrong.block_columns(regions * width)
-    two.params["region_stages"] = [2, 11]
+    two.region_stages = [2, 11]
     save_model(two, str(tmp_path / "bad"), meta)
     with pytest.raises(ModelFileError, match="bad/model.json: stage widths"):
         load_model(str(tmp_path / "bad"))
@@ -441,7 +443,7 @@ def test_ocsvm_scale_gamma_keeps_scores_apart_in_many_dimensions():
     """gamma 1 on 2000 dimensions gave every row the same score; the scale rule does not."""
     X = rng.normal(size=(200, 2000)) ** 2
     model = create_anomaly_model("ocsvm").fit(X)
-    assert isinstance(model.params["gamma"], float)
+    assert isinstance(model.gamma_, float)
     inliers, outliers = model.score_samples(X[:50]), model.score_samples(X[:50] * 3)
     assert np.ptp(inliers) > 0 and outliers.max() < np.median(inliers)
 
@@ -465,9 +467,48 @@ def test_regional_scores_of_real_videos_do_not_depend_on_their_number_of_pairs()
 
     def mean_video_score(n_pairs, corrected=True):
         Xn, g = videos(300, n_pairs)
-        model.params["spread_by_pairs"] = corrected  # fit.spread_by_pairs
+        model.spread_by_pairs = corrected  # fit.spread_by_pairs
         return model.video_pair_scores(Xn, [n_pairs] * 300).reshape(300, n_pairs).mean(axis=1).mean()
 
     few, many = mean_video_score(4), mean_video_score(30)
     assert abs(few - many) < 0.25, (few, many)
     assert mean_video_score(4, corrected=False) < few - 0.5  # what the training spread alone gave
+
+
+@pytest.mark.parametrize("kind", ["gmm", "ocsvm", "autoencoder", "regional_gmm"])
+def test_every_anomaly_model_keeps_the_estimator_contract(kind, tmp_path):
+    """Explicit constructor parameters (no **kwargs), get_params that rebuilds the model,
+    fit(X, groups=None), and a model file naming a parameter the model does not take is refused."""
+    import inspect
+
+    from difffake_ray.adm.models import ANOMALY_MODELS, AnomalyModel
+
+    cls = ANOMALY_MODELS.get(kind)
+    assert issubclass(cls, AnomalyModel)
+    kinds = [p.kind for p in inspect.signature(cls.__init__).parameters.values()]
+    assert inspect.Parameter.VAR_KEYWORD not in kinds and inspect.Parameter.VAR_POSITIONAL not in kinds
+    model = cls()
+    assert cls(**model.get_params()).get_params() == model.get_params() and model.get_params()
+    fit = inspect.signature(cls.fit).parameters
+    assert list(fit)[:3] == ["self", "X", "groups"] and fit["groups"].default is None
+    with pytest.raises(TypeError):
+        cls(no_such_parameter=1)
+    if kind == "gmm":
+        fitted = model.fit(rng.normal(size=(60, 4)))
+        save_model(fitted, str(tmp_path), {"anomaly_model": kind, "combination": "sub2", "l2_normalize": True,
+                                           "embedding_dim": 4})
+        meta = json.loads((tmp_path / "model.json").read_text())
+        (tmp_path / "model.json").write_text(json.dumps(dict(meta, params=dict(meta["params"], epochs=3))))
+        with pytest.raises(ModelFileError, match="gmm takes no parameter epochs"):
+            load_model(str(tmp_path))
+
+
+def test_fit_settings_the_chosen_model_does_not_take_are_named_not_silently_dropped():
+    from difffake_ray.adm.fit import unused_settings
+    from difffake_ray.config import load_config
+
+    assert unused_settings(load_config(None, ["fit.anomaly_model=regional_gmm"]).fit) == []
+    cfg = load_config(None, ["fit.anomaly_model=regional_gmm", "fit.reg_covar=1.0e-3",
+                             "fit.reg_covar_grid=[1.0e-3]"]).fit
+    assert unused_settings(cfg) == ["reg_covar", "reg_covar_grid"]
+    assert unused_settings(load_config(None, ["fit.texture_stages=2"]).fit) == ["texture_stages"]  # a gmm's

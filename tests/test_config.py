@@ -67,6 +67,7 @@ def test_missing_config_file():
     ("fit.combination=sub4", r"fit.combination = 'sub4'"),
     ("fit.anomaly_model=knn", r"fit.anomaly_model = 'knn': must be one of autoencoder, gmm, ocsvm"),
     ("fit.reg_covar_grid=[]", r"fit.reg_covar_grid = \[\]: must not be empty"),
+    ("fit.covariance_type=diag", r"fit.covariance_type = 'diag': must be one of full"),
     ("train.val_fraction=1.5", r"train.val_fraction = 1.5"),
     ("embed.perturbation=jpeg5O", r"embed.perturbation = 'jpeg5O'"),
     ("evaluate.split=tset", r"evaluate.split = 'tset'"),

@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
-from .models import ANOMALY_MODELS
+from .models import ANOMALY_MODELS, AnomalyModel
 
 
 @ANOMALY_MODELS.register("autoencoder")
-class AutoencoderAnomalyModel:
-    def __init__(self, hidden: int = 256, bottleneck: int = 64, epochs: int = 50, lr: float = 1e-3,
-                 seed: int = 0, **_: object):
-        self.params = dict(hidden=hidden, bottleneck=bottleneck, epochs=epochs, lr=lr, seed=seed)
+class AutoencoderAnomalyModel(AnomalyModel):
+    score_meaning = "higher = more likely real (minus the reconstruction error)"
+
+    def __init__(self, hidden: int = 256, bottleneck: int = 64, epochs: int = 50, lr: float = 1e-3, seed: int = 0):
+        self.hidden, self.bottleneck, self.epochs, self.lr, self.seed = hidden, bottleneck, epochs, lr, seed
 
     def _net(self, d: int):
         import torch.nn as nn
 
-        p = self.params
-        return nn.Sequential(nn.Linear(d, p["hidden"]), nn.ReLU(), nn.Linear(p["hidden"], p["bottleneck"]),
-                             nn.ReLU(), nn.Linear(p["bottleneck"], p["hidden"]), nn.ReLU(), nn.Linear(p["hidden"], d))
+        return nn.Sequential(nn.Linear(d, self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.bottleneck),
+                             nn.ReLU(), nn.Linear(self.bottleneck, self.hidden), nn.ReLU(), nn.Linear(self.hidden, d))
 
-    def fit(self, X: np.ndarray) -> "AutoencoderAnomalyModel":
+    def fit(self, X: np.ndarray, groups: Optional[np.ndarray] = None) -> "AutoencoderAnomalyModel":
         import torch
 
-        torch.manual_seed(self.params["seed"])
+        torch.manual_seed(self.seed)
         x = torch.as_tensor(np.asarray(X, np.float32))
         self.net = self._net(x.shape[1])
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.params["lr"])
-        for _ in range(self.params["epochs"]):
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        for _ in range(self.epochs):
             for batch in torch.split(x[torch.randperm(len(x))], 256):
                 opt.zero_grad()
                 loss = ((self.net(batch) - batch) ** 2).mean()

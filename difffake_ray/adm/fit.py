@@ -3,14 +3,14 @@ fitted to them with its regularisation chosen (no I/O: ``pipeline/fit.py`` reads
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pyarrow as pa
 
 from ..config import FitConfig
 from .combinations import combine_pairs
-from .models import create_anomaly_model
+from .models import ANOMALY_MODELS
 from .scoring import track_pairs, tracks_by_video
 from .selection import select_reg_covar
 
@@ -42,34 +42,53 @@ def training_pairs(table: pa.Table, combination: str, n_pairs: int, min_gap: int
     return X, who
 
 
+# fit's config keys that are a model's constructor parameters, by the parameter's name
+MODEL_KEYS = {"n_components": "n_components", "covariance_type": "covariance_type", "max_iter": "max_iter",
+              "reg_covar": "reg_covar", "texture_stages": "texture_stages", "spread_by_pairs": "spread_by_pairs",
+              "reg_covar_folds": "folds", "seed": "seed"}
+
+
+def unused_settings(f: FitConfig) -> List[str]:
+    """The fit settings set away from their defaults that the chosen model does not take (a
+    regional_gmm chooses its own reg_covar per block; a gmm has no regions to split)."""
+    taken, default = set(ANOMALY_MODELS.get(f.anomaly_model).param_names()), FitConfig()
+    keys = [k for k, param in MODEL_KEYS.items() if param not in taken]
+    if "reg_covar" not in taken:  # the small-data remedy is the gmm's
+        keys += ["reg_covar_grid", "small_data_remedy", "min_pairs_per_dim"]
+    return [k for k in keys if getattr(f, k) != getattr(default, k)]
+
+
 def fit_anomaly_model(X: np.ndarray, owners: np.ndarray, f: FitConfig, backbone_meta: Dict[str, Any],
                       log=print) -> Tuple[Any, Dict[str, Any]]:
     """Pair features of real videos (and each pair's video) -> (fitted anomaly model, what its
     regularisation was and how it was chosen). ``backbone_meta``: the embedder's meta (how many
     face regions its vector holds, each stage's width in a region)."""
     n_regions = int(backbone_meta.get("regions", 1))
-    region_stages = backbone_meta.get("region_stages")
+    cls = ANOMALY_MODELS.get(f.anomaly_model)
+    taken = set(cls.param_names())
+    for key in unused_settings(f):
+        log(f"fit: {f.anomaly_model} does not use fit.{key} (set to {getattr(f, key)!r}); it is ignored")
 
     def make_model(reg_covar: float):
-        return create_anomaly_model(f.anomaly_model, n_components=f.n_components, covariance_type=f.covariance_type,
-                                    max_iter=f.max_iter, reg_covar=reg_covar, seed=f.seed, n_regions=n_regions,
-                                    region_stages=region_stages, texture_stages=f.texture_stages,
-                                    folds=f.reg_covar_folds, spread_by_pairs=f.spread_by_pairs)
+        settings = {param: getattr(f, key) for key, param in MODEL_KEYS.items()}
+        settings.update(reg_covar=reg_covar, n_regions=n_regions, region_stages=backbone_meta.get("region_stages"))
+        return cls(**{name: value for name, value in settings.items() if name in taken})
 
     n, dim = X.shape
     small = {"pairs": int(n), "dim": int(dim), "pairs_per_dim": round(n / dim, 3),
              "threshold_pairs_per_dim": f.min_pairs_per_dim, "remedy": "none", "reg_covar": f.reg_covar}
-    model = make_model(f.reg_covar)
-    if getattr(model, "fits_groups", False):
-        # the model chooses its own regularisation on held-out real videos (adm/regional.py)
-        model.fit(X, owners)
+    if "reg_covar" not in taken:
+        # the model regularises itself: regional_gmm chooses per block on held-out real videos
+        model = make_model(f.reg_covar).fit(X, owners)
+        if not hasattr(model, "level_widths"):
+            return model, small
         levels = model.level_widths(dim // n_regions)
         small.update(remedy="per-block reg_covar chosen on held-out real videos",
                      reg_covar=[s["reg_covar"] for s in model.selection_], regions=n_regions, level_widths=levels)
         log(f"fit: {n_regions} region(s) x {len(levels)} level(s) of {' + '.join(map(str, levels))} dimensions, "
             f"{n} pairs; reg_covar per block (relative) {', '.join(f'{s:g}' for s in small['reg_covar'])}")
         return model, small
-    if f.anomaly_model == "gmm" and n < f.min_pairs_per_dim * dim:
+    if n < f.min_pairs_per_dim * dim:
         note = (f"fit: {n} pairs for {dim} dimensions ({n / dim:.2f} per dimension, under "
                 f"{f.min_pairs_per_dim}): too few for a full covariance at reg_covar {f.reg_covar:g}")
         if f.small_data_remedy == "select_reg_covar":
@@ -81,4 +100,4 @@ def fit_anomaly_model(X: np.ndarray, owners: np.ndarray, f: FitConfig, backbone_
         else:
             note += "; fitted as asked (fit.small_data_remedy=none)"
         log(note)
-    return make_model(small["reg_covar"]).fit(X), small
+    return make_model(small["reg_covar"]).fit(X, owners), small

@@ -1,13 +1,16 @@
-"""Anomaly models (registry), scikit-learn shaped: ``fit(X)``, ``score_samples(X)`` (higher =
-more normal = more real), ``to_arrays()`` / ``from_arrays()`` for pickle-free persistence."""
+"""Anomaly models (registry), each an ``AnomalyModel``: scikit-learn's estimator shape
+(explicit parameters, ``get_params``, ``fit(X, groups=None)``, ``score_samples(X)``: higher =
+more normal = more real) and its own pickle-free arrays. A new model is one file here."""
 
 from __future__ import annotations
 
-from typing import Dict
+import inspect
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
 from ..registry import Registry
+from ..storage import ModelFileError
 
 ANOMALY_MODELS = Registry("anomaly model", modules={"autoencoder": "difffake_ray.adm.autoencoder",
                                                      "regional_gmm": "difffake_ray.adm.regional"})
@@ -15,6 +18,39 @@ ANOMALY_MODELS = Registry("anomaly model", modules={"autoencoder": "difffake_ray
 
 def create_anomaly_model(name: str, **kwargs):
     return ANOMALY_MODELS.create(name, **kwargs)
+
+
+class AnomalyModel:
+    """The contract of every anomaly model, scikit-learn's estimator shape:
+
+    - its parameters are its constructor's, explicit, kept as attributes of the same name
+      (``get_params``: what model.json records as ``params``); fitted state ends in ``_``;
+    - ``fit(X, groups=None)``: pair features of real videos (N, D), ``groups`` the video of each
+      pair (a model that chooses its settings on held-out videos needs them; others ignore them);
+    - ``score_samples(X)``: higher = more likely real (``score_meaning`` says in what unit);
+    - ``to_arrays()`` / ``from_arrays(arrays, params)``: its own state without pickle, and
+      ``check_arrays`` the shapes a model file must have, checked at load before any scoring.
+    """
+
+    score_meaning = "higher = more likely real (log-likelihood under real pairs)"
+
+    @classmethod
+    def param_names(cls) -> List[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self) -> Dict[str, Any]:
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    @classmethod
+    def check_arrays(cls, arrays: Dict[str, np.ndarray], params: Dict[str, Any], dim: int,
+                     where: Dict[str, str]) -> None:
+        """Raise ModelFileError, naming ``where["arrays"]`` (or ``where["meta"]``), when ``arrays``
+        cannot be this model's of ``dim``-wide pair features."""
+
+    @classmethod
+    def upgrade_arrays(cls, arrays: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """The arrays of a file written by an earlier version, as this version names them."""
+        return arrays
 
 
 def gaussian_log_likelihood(X: np.ndarray, weights: np.ndarray, means: np.ndarray,
@@ -117,25 +153,24 @@ def _assigned_gpu() -> bool:
 
 
 @ANOMALY_MODELS.register("gmm")
-class GmmAnomalyModel:
+class GmmAnomalyModel(AnomalyModel):
     """sklearn GaussianMixture (paper: k=3, full covariance, k-means init, max_iter 250,
     reg_covar 1e-6), scored by a vectorised log-likelihood."""
 
     def __init__(self, n_components: int = 3, covariance_type: str = "full", max_iter: int = 250,
-                 reg_covar: float = 1e-6, seed: int = 0, **_: object):
-        self.params = dict(n_components=n_components, covariance_type=covariance_type, max_iter=max_iter,
-                           reg_covar=reg_covar, seed=seed)
+                 reg_covar: float = 1e-6, seed: int = 0):
+        self.n_components, self.covariance_type, self.max_iter = n_components, covariance_type, max_iter
+        self.reg_covar, self.seed = reg_covar, seed
         self.weights_ = self.means_ = self.precisions_cholesky_ = None
         self._scorer = None
 
-    def fit(self, X: np.ndarray) -> "GmmAnomalyModel":
+    def fit(self, X: np.ndarray, groups: Optional[np.ndarray] = None) -> "GmmAnomalyModel":
         from sklearn.mixture import GaussianMixture
 
-        if self.params["covariance_type"] != "full":
+        if self.covariance_type != "full":
             raise ValueError("only full covariance is supported by the vectorised scorer")
-        gm = GaussianMixture(n_components=self.params["n_components"], covariance_type="full",
-                             max_iter=self.params["max_iter"], reg_covar=self.params["reg_covar"],
-                             init_params="kmeans", random_state=self.params["seed"]).fit(X)
+        gm = GaussianMixture(n_components=self.n_components, covariance_type="full", max_iter=self.max_iter,
+                             reg_covar=self.reg_covar, init_params="kmeans", random_state=self.seed).fit(X)
         self.sklearn_ = gm
         self.weights_, self.means_, self.precisions_cholesky_ = gm.weights_, gm.means_, gm.precisions_cholesky_
         self._scorer = None
@@ -157,25 +192,36 @@ class GmmAnomalyModel:
                                                          arrays["precisions_cholesky"])
         return m
 
+    @classmethod
+    def check_arrays(cls, arrays, params, dim, where) -> None:
+        w, mu, pc = arrays.get("weights"), arrays.get("means"), arrays.get("precisions_cholesky")
+        if w is None or mu is None or pc is None:
+            raise ModelFileError(f"{where['arrays']}: a gmm needs weights, means, precisions_cholesky; "
+                                 f"has {', '.join(sorted(arrays))}")
+        k = w.shape[0]
+        if mu.shape != (k, dim) or pc.shape != (k, dim, dim):
+            raise ModelFileError(f"{where['model']}: arrays do not fit {k} components of dim {dim} "
+                                 f"(means {mu.shape}, precisions_cholesky {pc.shape})")
+
 
 @ANOMALY_MODELS.register("ocsvm")
-class OcsvmAnomalyModel:
+class OcsvmAnomalyModel(AnomalyModel):
     """One-class SVM (RBF) for the ablation; decision_function as the score (higher = normal).
 
-    ``gamma="scale"`` (scikit-learn's rule, 1 / (D * var(X))) is resolved at fit and stored as a
-    number: a fixed gamma of 1 makes every kernel value 0 on thousands of dimensions, and every
-    video the same score."""
+    ``gamma="scale"`` (scikit-learn's rule, 1 / (D * var(X))) is resolved at fit into ``gamma_``,
+    stored with the arrays: a fixed gamma of 1 makes every kernel value 0 on thousands of
+    dimensions, and every video the same score."""
 
-    def __init__(self, nu: float = 0.1, gamma="scale", seed: int = 0, **_: object):
-        self.params = dict(nu=nu, gamma=gamma, seed=seed)
+    def __init__(self, nu: float = 0.1, gamma: Union[str, float] = "scale", seed: int = 0):
+        self.nu, self.gamma, self.seed = nu, gamma, seed
 
-    def fit(self, X: np.ndarray) -> "OcsvmAnomalyModel":
+    def fit(self, X: np.ndarray, groups: Optional[np.ndarray] = None) -> "OcsvmAnomalyModel":
         from sklearn.svm import OneClassSVM
 
         X = np.asarray(X, np.float64)
-        if self.params["gamma"] == "scale":
-            self.params["gamma"] = 1.0 / (X.shape[1] * max(float(X.var()), 1e-12))
-        svm = OneClassSVM(kernel="rbf", nu=self.params["nu"], gamma=self.params["gamma"]).fit(X)
+        self.gamma_ = (1.0 / (X.shape[1] * max(float(X.var()), 1e-12)) if self.gamma == "scale"
+                       else float(self.gamma))
+        svm = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma_).fit(X)
         self.support_vectors_ = svm.support_vectors_
         self.dual_coef_ = svm.dual_coef_[0]
         self.intercept_ = np.atleast_1d(svm.intercept_)
@@ -184,13 +230,16 @@ class OcsvmAnomalyModel:
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, np.float64)
         sq = (X * X).sum(1)[:, None] + (self.support_vectors_ ** 2).sum(1)[None, :] - 2 * X @ self.support_vectors_.T
-        return np.exp(-self.params["gamma"] * np.maximum(sq, 0)) @ self.dual_coef_ + self.intercept_[0]
+        return np.exp(-self.gamma_ * np.maximum(sq, 0)) @ self.dual_coef_ + self.intercept_[0]
 
     def to_arrays(self) -> Dict[str, np.ndarray]:
-        return {"support_vectors": self.support_vectors_, "dual_coef": self.dual_coef_, "intercept": self.intercept_}
+        return {"support_vectors": self.support_vectors_, "dual_coef": self.dual_coef_, "intercept": self.intercept_,
+                "gamma": np.array(self.gamma_)}
 
     @classmethod
     def from_arrays(cls, arrays, params) -> "OcsvmAnomalyModel":
         m = cls(**params)
         m.support_vectors_, m.dual_coef_, m.intercept_ = arrays["support_vectors"], arrays["dual_coef"], arrays["intercept"]
+        # files written before gamma_ was kept apart hold the resolved number in params
+        m.gamma_ = float(arrays["gamma"]) if "gamma" in arrays else float(m.gamma)
         return m

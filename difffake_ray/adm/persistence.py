@@ -21,7 +21,7 @@ def save_model(model, out_uri: str, meta: Dict[str, Any]) -> None:
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v) for k, v in model.to_arrays().items()})
     storage.write_bytes_atomic(storage.join(out_uri, ARRAYS_FILE), buf.getvalue())
-    storage.write_json_atomic(storage.join(out_uri, MODEL_META_FILE), dict(meta, params=model.params))
+    storage.write_json_atomic(storage.join(out_uri, MODEL_META_FILE), dict(meta, params=model.get_params()))
 
 
 def load_model(uri: str) -> Tuple[Any, Dict[str, Any]]:
@@ -46,9 +46,8 @@ def load_model(uri: str) -> Tuple[Any, Dict[str, Any]]:
         raise FileNotFoundError(f"{arrays_uri}: not found (write it with `python cli.py fit`)") from None
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:  # truncated, or holds pickled objects
         raise ModelFileError(f"{arrays_uri}: not a readable pickle-free npz ({str(exc).splitlines()[0]})") from None
-    if meta.get("anomaly_model") == "regional_gmm" and "means" in arrays and "means_0" not in arrays:
-        # written before the texture / semantic split: one block per region, the same arrays as level 0
-        arrays["means_0"], arrays["precisions_cholesky_0"] = arrays.pop("means"), arrays.pop("precisions_cholesky")
+    if meta.get("anomaly_model") in ANOMALY_MODELS:
+        arrays = ANOMALY_MODELS.get(meta["anomaly_model"]).upgrade_arrays(arrays)
     check_model(uri, meta, arrays)
     cls = ANOMALY_MODELS.get(meta["anomaly_model"])
     return cls.from_arrays(arrays, meta["params"]), meta
@@ -88,48 +87,13 @@ def check_model(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -
     if meta["combination"] not in COMBINATIONS:
         raise ModelFileError(f"{uri}/{MODEL_META_FILE}: unknown combination {meta['combination']!r}; "
                              f"known: {', '.join(COMBINATIONS.names())}")
-    dim = pair_feature_dim(meta)
-    if meta["anomaly_model"] == "gmm":
-        w, mu, pc = arrays.get("weights"), arrays.get("means"), arrays.get("precisions_cholesky")
-        if w is None or mu is None or pc is None:
-            raise ModelFileError(f"{uri}/{ARRAYS_FILE}: a gmm needs weights, means, precisions_cholesky; "
-                                 f"has {', '.join(sorted(arrays))}")
-        k = w.shape[0]
-        if mu.shape != (k, dim) or pc.shape != (k, dim, dim):
-            raise ModelFileError(f"{uri}: arrays do not fit {k} components of dim {dim} "
-                                 f"(means {mu.shape}, precisions_cholesky {pc.shape})")
-    if meta["anomaly_model"] == "regional_gmm":
-        _check_regional(uri, meta, arrays, dim)
-
-
-def _check_regional(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray], dim: int) -> None:
-    """The block layout the model's params make of ``dim`` columns, against the arrays' shapes."""
-    layout = ANOMALY_MODELS.get("regional_gmm")(**meta["params"])
-    r = layout.params["n_regions"]
-    if r < 1 or dim % r:
-        raise ModelFileError(f"{uri}: dim {dim} does not split into {r} regions")
-    try:
-        widths = layout.level_widths(dim // r)
-    except ValueError as e:
-        raise ModelFileError(f"{uri}/{MODEL_META_FILE}: {e}") from None
-    levels = range(len(widths))
-    need = ["scale", "loc", "spread", "reg_covar", "weights"] + [f"{name}_{lvl}" for lvl in levels
-                                                                for name in ("means", "precisions_cholesky")]
-    if any(k not in arrays for k in need):
-        raise ModelFileError(f"{uri}/{ARRAYS_FILE}: a regional_gmm of {len(widths)} level(s) needs {', '.join(need)}; "
-                             f"has {', '.join(sorted(arrays))}")
-    b, k = r * len(widths), arrays["weights"].shape[-1]
-    shapes = {"scale": (dim,), "loc": (b,), "spread": (b,), "reg_covar": (b,), "weights": (b, k)}
-    for lvl, w in zip(levels, widths):
-        shapes.update({f"means_{lvl}": (r, k, w), f"precisions_cholesky_{lvl}": (r, k, w, w)})
-    if ("between_var" in arrays) != ("within_var" in arrays):
-        raise ModelFileError(f"{uri}/{ARRAYS_FILE}: holds one of between_var and within_var without the other")
-    # files written before the few-pairs standardisation have neither: scored as before
-    shapes.update({name: (b,) for name in ("between_var", "within_var") if name in arrays})
-    wrong = [f"{name} {arrays[name].shape}" for name, shape in shapes.items() if arrays[name].shape != shape]
-    if wrong:
-        raise ModelFileError(f"{uri}: arrays do not fit {r} regions x {len(widths)} level(s) {widths} of {k} "
-                             f"components in dim {dim} ({', '.join(wrong)})")
+    cls = ANOMALY_MODELS.get(meta["anomaly_model"])
+    unknown = sorted(set(meta["params"]) - set(cls.param_names()))
+    if unknown:
+        raise ModelFileError(f"{uri}/{MODEL_META_FILE}: {meta['anomaly_model']} takes no parameter "
+                             f"{', '.join(unknown)} (it takes {', '.join(cls.param_names())})")
+    where = {"model": uri, "arrays": f"{uri}/{ARRAYS_FILE}", "meta": f"{uri}/{MODEL_META_FILE}"}
+    cls.check_arrays(arrays, meta["params"], pair_feature_dim(meta), where)
 
 
 __all__ = ["save_model", "load_model", "create_anomaly_model"]

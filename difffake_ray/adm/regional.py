@@ -33,7 +33,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .models import ANOMALY_MODELS, GmmAnomalyModel
+from ..storage import ModelFileError
+from .models import ANOMALY_MODELS, AnomalyModel, GmmAnomalyModel
 from .selection import grouped_folds, held_out_log_likelihoods
 
 LOG_FLOOR = 1e-2  # in units of a dimension's mean magnitude: keeps log() of a zero change finite
@@ -69,33 +70,31 @@ def mean_spread(between: np.ndarray, within: np.ndarray, n_pairs: int) -> np.nda
 
 
 @ANOMALY_MODELS.register("regional_gmm")
-class RegionalGmmAnomalyModel:
-    fits_groups = True  # fit(X, groups): the video of each pair, for the held-out choices above
+class RegionalGmmAnomalyModel(AnomalyModel):
     score_meaning = "higher = more likely real (z-score of the least likely block's log-likelihood)"
 
     def __init__(self, n_regions: int = 1, region_stages: Optional[Sequence[int]] = None, texture_stages: int = 3,
                  n_components: int = 3, max_iter: int = 250,
                  reg_covar_grid: Sequence[float] = RELATIVE_REG_COVAR_GRID, folds: int = 3, seed: int = 0,
-                 spread_by_pairs: bool = True, **_: object):
-        self.params = dict(n_regions=int(n_regions),
-                           region_stages=None if region_stages is None else [int(c) for c in region_stages],
-                           texture_stages=int(texture_stages), n_components=n_components, max_iter=max_iter,
-                           reg_covar_grid=[float(g) for g in reg_covar_grid], folds=folds, seed=seed,
-                           spread_by_pairs=bool(spread_by_pairs))
+                 spread_by_pairs: bool = True):
+        self.n_regions = int(n_regions)
+        self.region_stages = None if region_stages is None else [int(c) for c in region_stages]
+        self.texture_stages, self.n_components, self.max_iter = int(texture_stages), n_components, max_iter
+        self.reg_covar_grid, self.folds, self.seed = [float(g) for g in reg_covar_grid], folds, seed
+        self.spread_by_pairs = bool(spread_by_pairs)
         self.blocks_: List[GmmAnomalyModel] = []
         self.selection_: List[Dict] = []
         self.between_var_: Optional[np.ndarray] = None
         self.within_var_: Optional[np.ndarray] = None
 
     def _gmm(self, reg_covar: float) -> GmmAnomalyModel:
-        p = self.params
-        return GmmAnomalyModel(n_components=p["n_components"], max_iter=p["max_iter"], reg_covar=reg_covar,
-                               seed=p["seed"])
+        return GmmAnomalyModel(n_components=self.n_components, max_iter=self.max_iter, reg_covar=reg_covar,
+                               seed=self.seed)
 
     def level_widths(self, region_width: int) -> List[int]:
         """Columns of each level of detail in a region's block: [texture, semantic], or the whole
         block when the stage widths are unknown or the split leaves a level empty."""
-        stages, k = self.params["region_stages"], self.params["texture_stages"]
+        stages, k = self.region_stages, self.texture_stages
         if stages is None or not 0 < k < len(stages):
             return [region_width]
         if sum(stages) != region_width:
@@ -105,7 +104,7 @@ class RegionalGmmAnomalyModel:
 
     def block_columns(self, d: int) -> List[slice]:
         """The columns of each block, region by region, texture before semantic within a region."""
-        r = self.params["n_regions"]
+        r = self.n_regions
         if d % r:
             raise ValueError(f"pair features of dim {d} do not split into {r} equal regions")
         w = d // r
@@ -115,7 +114,11 @@ class RegionalGmmAnomalyModel:
     def _log(self, X: np.ndarray) -> np.ndarray:
         return np.log(np.abs(np.asarray(X, np.float64)) / self.scale_ + LOG_FLOOR)
 
-    def fit(self, X: np.ndarray, groups: np.ndarray) -> "RegionalGmmAnomalyModel":
+    def fit(self, X: np.ndarray, groups: Optional[np.ndarray] = None) -> "RegionalGmmAnomalyModel":
+        """``groups``: the video of each pair, for the held-out choices above (required here)."""
+        if groups is None:
+            raise ValueError("regional_gmm chooses its blocks' models on held-out videos: fit(X, groups) needs "
+                             "the video of each pair")
         groups = np.asarray(groups)
         n_videos = len(np.unique(groups))
         if n_videos < 2:
@@ -124,7 +127,7 @@ class RegionalGmmAnomalyModel:
         X = np.asarray(X, np.float64)
         self.scale_ = np.maximum(np.abs(X).mean(axis=0), 1e-12)
         T = self._log(X)
-        folds = grouped_folds(groups, self.params["folds"])
+        folds = grouped_folds(groups, self.folds)
         # one BLAS/OpenMP thread: on blocks of a few hundred columns the threads cost more than they
         # give (a 432-column block's reg_covar search: 14 s with 2 threads, 2.8 s with 1, 2 cores)
         with threadpool_limits(limits=1):
@@ -136,14 +139,14 @@ class RegionalGmmAnomalyModel:
         for cols in self.block_columns(T.shape[1]):
             Tb = T[:, cols]
             best = None
-            for reg in self.params["reg_covar_grid"]:
+            for reg in self.reg_covar_grid:
                 ll = held_out_log_likelihoods(Tb, folds, lambda: self._gmm(reg))
                 if ll is None:  # singular at this regularisation
                     continue
                 if best is None or ll.mean() > best[1].mean():
                     best = (reg, ll)
             if best is None:
-                raise ValueError(f"no reg_covar of {self.params['reg_covar_grid']} gives a usable GMM "
+                raise ValueError(f"no reg_covar of {self.reg_covar_grid} gives a usable GMM "
                                  f"for block {len(self.blocks_)}")
             reg, ll = best
             per_video = video_means(ll, groups)
@@ -167,7 +170,7 @@ class RegionalGmmAnomalyModel:
         """Log-likelihoods as z-scores of real videos' means: with ``n_pairs``, against the spread
         of a mean over that many pairs (few pairs spread wider; without this, real videos with face
         dropouts looked fake); without, against the training videos' own spread."""
-        if n_pairs is None or self.within_var_ is None or not self.params.get("spread_by_pairs", True):
+        if n_pairs is None or self.within_var_ is None or not self.spread_by_pairs:
             return (ll - self.loc_) / self.spread_
         return (ll - self.loc_) / mean_spread(self.between_var_, self.within_var_, n_pairs)
 
@@ -191,7 +194,7 @@ class RegionalGmmAnomalyModel:
     def to_arrays(self) -> Dict[str, np.ndarray]:
         """Pickle-free arrays: a level's blocks share a width, so each level's means and precisions
         stack over regions (``means_0`` texture, ``means_1`` semantic; one level: ``means_0``)."""
-        n_levels = len(self.blocks_) // self.params["n_regions"]
+        n_levels = len(self.blocks_) // self.n_regions
         out = {"scale": self.scale_, "loc": self.loc_, "spread": self.spread_,
                "between_var": self.between_var_, "within_var": self.within_var_,
                "reg_covar": np.array([s["reg_covar"] for s in self.selection_]),
@@ -207,12 +210,51 @@ class RegionalGmmAnomalyModel:
         m = cls(**params)
         m.scale_, m.loc_, m.spread_ = arrays["scale"], arrays["loc"], arrays["spread"]
         m.between_var_, m.within_var_ = arrays.get("between_var"), arrays.get("within_var")
-        n_levels = len(m.level_widths(len(m.scale_) // m.params["n_regions"]))
+        n_levels = len(m.level_widths(len(m.scale_) // m.n_regions))
         m.blocks_ = [GmmAnomalyModel.from_arrays({"weights": arrays["weights"][b],
                                                   "means": arrays[f"means_{b % n_levels}"][b // n_levels],
                                                   "precisions_cholesky":
                                                       arrays[f"precisions_cholesky_{b % n_levels}"][b // n_levels]},
-                                                 m._gmm(float(arrays["reg_covar"][b])).params)
+                                                 m._gmm(float(arrays["reg_covar"][b])).get_params())
                      for b in range(len(arrays["reg_covar"]))]
         m.selection_ = [{"reg_covar": float(r)} for r in arrays["reg_covar"]]
         return m
+
+    @classmethod
+    def check_arrays(cls, arrays, params, dim, where) -> None:
+        """The block layout the parameters make of ``dim`` columns, against the arrays' shapes."""
+        layout = cls(**params)
+        r = layout.n_regions
+        if r < 1 or dim % r:
+            raise ModelFileError(f"{where['model']}: dim {dim} does not split into {r} regions")
+        try:
+            widths = layout.level_widths(dim // r)
+        except ValueError as e:
+            raise ModelFileError(f"{where['meta']}: {e}") from None
+        levels = range(len(widths))
+        need = ["scale", "loc", "spread", "reg_covar", "weights"] + [f"{name}_{lvl}" for lvl in levels
+                                                                    for name in ("means", "precisions_cholesky")]
+        if any(k not in arrays for k in need):
+            raise ModelFileError(f"{where['arrays']}: a regional_gmm of {len(widths)} level(s) needs "
+                                 f"{', '.join(need)}; has {', '.join(sorted(arrays))}")
+        b, k = r * len(widths), arrays["weights"].shape[-1]
+        shapes = {"scale": (dim,), "loc": (b,), "spread": (b,), "reg_covar": (b,), "weights": (b, k)}
+        for lvl, w in zip(levels, widths):
+            shapes.update({f"means_{lvl}": (r, k, w), f"precisions_cholesky_{lvl}": (r, k, w, w)})
+        if ("between_var" in arrays) != ("within_var" in arrays):
+            raise ModelFileError(f"{where['arrays']}: holds one of between_var and within_var without the other")
+        # files written before the few-pairs standardisation have neither: scored as before
+        shapes.update({name: (b,) for name in ("between_var", "within_var") if name in arrays})
+        wrong = [f"{name} {arrays[name].shape}" for name, shape in shapes.items() if arrays[name].shape != shape]
+        if wrong:
+            raise ModelFileError(f"{where['model']}: arrays do not fit {r} regions x {len(widths)} level(s) {widths} "
+                                 f"of {k} components in dim {dim} ({', '.join(wrong)})")
+
+    @classmethod
+    def upgrade_arrays(cls, arrays: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Files written before the texture / semantic split: one block per region, the same arrays
+        as level 0."""
+        if "means" in arrays and "means_0" not in arrays:
+            arrays = dict(arrays)
+            arrays["means_0"], arrays["precisions_cholesky_0"] = arrays.pop("means"), arrays.pop("precisions_cholesky")
+        return arrays
