@@ -8,7 +8,7 @@ from difffake_ray.faces.codec import decode_image, encode_image
 from difffake_ray.faces.crop import (CANONICAL_POINTS, alignment_points, crop_face, crop_window, similarity_transform,
                                      to_crop_coordinates, transform_points)
 from difffake_ray.faces.detectors import create_detector, largest_face
-from difffake_ray.faces.extractor import DISCOVERY_SCALE_FACTOR, FaceExtractor
+from difffake_ray.faces.extractor import FaceExtractor
 from difffake_ray.faces.landmarkers import create_landmarker
 
 
@@ -178,17 +178,17 @@ def _iou(a, b):
 def test_face_tracking_searches_near_the_last_face_and_finds_the_same_face(monkeypatch):
     """With tracking, every frame after the first is searched near the previous face first, and the
     boxes agree with a full-frame search; a frame where the local search fails falls back."""
-    import difffake_ray.faces.extractor as extractor_module
+    import difffake_ray.faces.detectors as detectors_module
 
     frames = render_real(np.random.default_rng(9), 640, 360, 40)[::5]
     calls = []
-    real_detect_near = extractor_module.detect_near
+    real_detect_near = detectors_module.detect_near
 
     def counting(detector, image, box):
         calls.append(tuple(box))
         return real_detect_near(detector, image, box)
 
-    monkeypatch.setattr(extractor_module, "detect_near", counting)
+    monkeypatch.setattr(detectors_module, "detect_near", counting)
     tracked = FaceExtractor(ExtractConfig(track_faces=True, full_search_every=1000))
     full = FaceExtractor(ExtractConfig(track_faces=False))
 
@@ -325,4 +325,31 @@ def test_a_face_that_comes_in_is_found_by_the_periodic_coarse_search(tmp_path, m
     sampled = sorted({r["frame_index"] for r in rows})
     came_in = [i for i in sampled if i >= 24]
     assert min(r["frame_index"] for r in right) <= came_in[min(3, len(came_in) - 1)]
-    assert searches.count(None) == 1 and searches.count(DISCOVERY_SCALE_FACTOR) >= 3, searches
+    assert searches.count(None) == 1 and searches.count(detectors.HaarFaceDetector().discovery_scale_factor) >= 3, searches
+
+
+def test_a_detector_gets_only_its_own_options_and_one_that_cannot_search_a_window_searches_whole_frames():
+    """The extract config offers every detector's options; each detector takes its own (Haar's
+    cascade is not passed to YuNet). A detector without a window search (the contract's default)
+    is tracked by whole-frame searches."""
+    from difffake_ray.faces import detectors
+
+    class WholeFrames(detectors.FaceDetector):
+        def __init__(self, max_side: int = 640):
+            self.max_side, self.calls = max_side, 0
+
+        def detect(self, image):
+            self.calls += 1
+            return np.array([[100, 60, 120, 120]], np.int32)
+
+    detectors.DETECTORS.register("whole_frames_test")(WholeFrames)
+    try:
+        made = detectors.create_detector("whole_frames_test", cascade="x.xml", max_side=320, min_face_fraction=0.1)
+        assert made.max_side == 320
+        extractor = FaceExtractor(ExtractConfig(n_frames=4))
+        extractor.detector = made
+        frame = np.zeros((360, 640, 3), np.uint8)
+        boxes = [extractor.face_boxes(frame).tolist() for _ in range(5)]
+        assert boxes == [[[100, 60, 120, 120]]] * 5 and made.calls == 5
+    finally:
+        detectors.DETECTORS._factories.pop("whole_frames_test")

@@ -21,7 +21,7 @@ from .. import schema
 from ..config import ExtractConfig
 from .codec import encode_image
 from .crop import aligned_crop, crop_face, crop_window, to_crop_coordinates, transform_points
-from .detectors import create_detector, detect_near, largest_faces
+from .detectors import create_detector, largest_faces
 from .landmarkers import create_landmarker
 from .tracking import FaceTracks, continues, distinct_boxes
 from .video import VideoError, read_sampled_frames
@@ -30,10 +30,6 @@ from .video import VideoError, read_sampled_frames
 def _manifest_part(row: Mapping[str, Any]) -> Dict[str, Any]:
     return {c: row.get(c) for c in schema.MANIFEST_COLUMNS}
 
-
-# the step between window sizes of the periodic whole-frame search for faces that came in: 1.3
-# finds the bench's faces as 1.1 does at 38% of its cost (bench/extract.py)
-DISCOVERY_SCALE_FACTOR = 1.3
 
 MOTION_SIDE = 320  # motion is measured on frames scaled to this longest side: compression noise averages out
 
@@ -166,16 +162,17 @@ class FaceExtractor:
         searched = self._tracks.searched()
         due = self._frames_seen % cfg.full_search_every == 0
         self._frames_seen += 1
-        if not cfg.track_faces or not searched or not hasattr(self.detector, "classifier"):
+        if not cfg.track_faces or not searched:
             return self.full_search(image)
         found = []
         for t in searched:
             box = self.near(image, self._tracks.last_box[t])
             if box is None:
-                return self.full_search(image)  # a face left, or moved out of its window
+                # a face left or moved out of its window, or a detector that cannot search a window
+                return self.full_search(image)
             found.append(box)
         if due:
-            for box in self.detector.detect(image, scale_factor=DISCOVERY_SCALE_FACTOR):
+            for box in self.detector.discover(image):
                 if all(continues(f, box) == 0 for f in found):
                     refined = self.near(image, box)
                     found.append(box if refined is None else refined)
@@ -186,8 +183,12 @@ class FaceExtractor:
         return largest_faces(self.detector.detect(image), self.cfg.max_faces, by=self.cfg.largest_by)
 
     def near(self, image: np.ndarray, last: np.ndarray) -> Optional[np.ndarray]:
-        """The box near ``last`` that best continues it; None when none does."""
-        best = max(detect_near(self.detector, image, last), key=lambda b: continues(last, b), default=None)
+        """The box near ``last`` that best continues it; None when none does (or the detector cannot
+        search a window)."""
+        boxes = self.detector.near(image, last)
+        if boxes is None:
+            return None
+        best = max(boxes, key=lambda b: continues(last, b), default=None)
         return None if best is None or continues(last, best) == 0 else best
 
     def faces_of(self, image: np.ndarray) -> List[Dict[str, Any]]:

@@ -37,7 +37,9 @@ def dlib68_model_path() -> str:
 
 @LANDMARKERS.register("dlib68")
 class Dlib68Landmarker:
-    def __init__(self, model_path: Optional[str] = None, **_: object):
+    """dlib's 68-point predictor (``model_path``: default, the one in face_recognition_models)."""
+
+    def __init__(self, model_path: Optional[str] = None):
         try:
             import dlib
         except ImportError as exc:
@@ -54,7 +56,9 @@ class Dlib68Landmarker:
 
 @LANDMARKERS.register("lbf")
 class LbfLandmarker:
-    def __init__(self, model_path: Optional[str] = None, **_: object):
+    """OpenCV-contrib's FacemarkLBF, the paper's landmarker (``model_path``: an lbfmodel.yaml)."""
+
+    def __init__(self, model_path: Optional[str] = None):
         import cv2
 
         if not model_path:

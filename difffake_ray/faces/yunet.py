@@ -5,21 +5,19 @@ misses (turned heads, dark or small faces) and returns five landmarks with each 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
-from .detectors import DETECTORS
+from .detectors import DETECTORS, FaceDetector
 
 
 @DETECTORS.register("yunet")
-class YuNetFaceDetector:
+class YuNetFaceDetector(FaceDetector):
     """Boxes (N, 4) x, y, w, h of an RGB frame, detected on the frame scaled to ``max_side``;
     faces under ``min_face_fraction`` of the frame's shorter side or below ``confidence`` (0-1)
-    are left out. ``cascade`` is Haar's setting, which this detector has no use for."""
+    are left out. It searches whole frames only (no window search yet: a tracked video's every
+    frame is searched whole)."""
 
-    def __init__(self, max_side: int = 640, min_face_fraction: float = 0.06, confidence: float = 0.6,
-                 cascade: Optional[str] = None):
+    def __init__(self, max_side: int = 640, min_face_fraction: float = 0.06, confidence: float = 0.6):
         try:
             import yuface  # noqa: F401
         except ImportError as exc:
