@@ -56,6 +56,13 @@ class PipelineOrder(click.Group):
         return list(self.commands)
 
 
+
+def _registered(module: str, registry: str) -> str:
+    """The names in a registry, for a help text (a new plug-in shows up without an edit here)."""
+    import importlib
+
+    return ", ".join(getattr(importlib.import_module(module), registry).names())
+
 @click.group(cls=PipelineOrder, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", default=None, metavar="FILE",
               help="YAML config (paper defaults when omitted; see configs/default.yaml).")
@@ -306,10 +313,13 @@ def embed_cmd(ctx, faces, out, backbone_uri, detector_uri, perturbation, overwri
 @main.command("fit")
 @click.argument("emb")
 @click.argument("out")
-@click.option("--combination", default=None, help="abs, sub, sub2 (default), sub3, single.")
+@click.option("--combination", default=None,
+              help=f"The pair combination: {_registered('difffake_ray.adm.combinations', 'COMBINATIONS')} "
+                   "(default sub2).")
 @click.option("--components", type=int, default=None, help="GMM components (default 3).")
 @click.option("--model", "anomaly_model", default=None,
-              help="gmm (default), regional_gmm (configs/cpu.yaml: a GMM per face region and level of detail), ocsvm, autoencoder.")
+              help=f"The anomaly model: {_registered('difffake_ray.adm.models', 'ANOMALY_MODELS')} (default gmm; "
+                   "configs/cpu.yaml: regional_gmm).")
 @click.pass_context
 def fit_cmd(ctx, emb, out, combination, components, anomaly_model):
     """Fit the anomaly model on pairs of real training videos; saved as npz + JSON (no pickle)."""
