@@ -300,6 +300,8 @@ class FitConfig(Checked):
         "min_frame_gap": at_least(0), "pairing": one_of("random", "reference"),
         "split": one_of("train", "val", "test", "unknown"),
         "texture_stages": at_least(0),
+        "ocsvm_nu": lambda v: None if 0 < v <= 1 else "must be in (0, 1]", "autoencoder_hidden": at_least(1), "autoencoder_bottleneck": at_least(1),
+        "autoencoder_epochs": at_least(1), "autoencoder_lr": at_least(0),
     }
 
     anomaly_model: str = "gmm"
@@ -333,6 +335,13 @@ class FitConfig(Checked):
     # as it has (between + within / n); false: against the training videos' spread (30 pairs each),
     # which spreads few-pair videos wider and so lowers their minimum over blocks
     spread_by_pairs: bool = True
+    # the ablation models' own parameters (each model takes only the keys its constructor names;
+    # fit says which set keys the chosen model ignores)
+    ocsvm_nu: float = 0.1
+    autoencoder_hidden: int = 256
+    autoencoder_bottleneck: int = 64
+    autoencoder_epochs: int = 50
+    autoencoder_lr: float = 1e-3
     split: str = "train"
     seed: int = 0
 

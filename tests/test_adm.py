@@ -512,3 +512,17 @@ def test_fit_settings_the_chosen_model_does_not_take_are_named_not_silently_drop
                              "fit.reg_covar_grid=[1.0e-3]"]).fit
     assert unused_settings(cfg) == ["reg_covar", "reg_covar_grid"]
     assert unused_settings(load_config(None, ["fit.texture_stages=2"]).fit) == ["texture_stages"]  # a gmm's
+    assert unused_settings(load_config(None, ["fit.ocsvm_nu=0.05"]).fit) == ["ocsvm_nu"]
+
+
+def test_the_ablation_models_take_their_own_settings_from_the_fit_section():
+    from difffake_ray.adm.fit import fit_anomaly_model
+    from difffake_ray.config import load_config
+
+    X, owners = rng.normal(size=(80, 6)) ** 2, np.repeat(np.arange(8), 10)
+    f = load_config(None, ["fit.anomaly_model=ocsvm", "fit.ocsvm_nu=0.05"]).fit
+    assert fit_anomaly_model(X, owners, f, {}, log=lambda _: None)[0].nu == 0.05
+    f = load_config(None, ["fit.anomaly_model=autoencoder", "fit.autoencoder_hidden=16", "fit.autoencoder_epochs=2",
+                           "fit.autoencoder_bottleneck=4"]).fit
+    model = fit_anomaly_model(X, owners, f, {}, log=lambda _: None)[0]
+    assert (model.hidden, model.bottleneck, model.epochs) == (16, 4, 2)

@@ -45,7 +45,8 @@ def training_pairs(table: pa.Table, combination: str, n_pairs: int, min_gap: int
 # fit's config keys that are a model's constructor parameters, by the parameter's name
 MODEL_KEYS = {"n_components": "n_components", "covariance_type": "covariance_type", "max_iter": "max_iter",
               "reg_covar": "reg_covar", "texture_stages": "texture_stages", "spread_by_pairs": "spread_by_pairs",
-              "reg_covar_folds": "folds", "seed": "seed"}
+              "reg_covar_folds": "folds", "seed": "seed", "ocsvm_nu": "nu", "autoencoder_hidden": "hidden",
+              "autoencoder_bottleneck": "bottleneck", "autoencoder_epochs": "epochs", "autoencoder_lr": "lr"}
 
 
 def unused_settings(f: FitConfig) -> List[str]:
