@@ -13,7 +13,7 @@ from .. import schema, storage
 from ..bundle import MIN_CALIBRATION_REALS, BundleError, write_bundle
 from ..calibration import calibrate, domain_reference
 from ..config import Config
-from .claim import hold
+from .claim import check_apart, hold
 
 
 class UnrecordedError(ValueError):
@@ -117,14 +117,15 @@ def run_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
                calibrate_uri: Optional[str] = None, allow_unrecorded: bool = False) -> Dict[str, Any]:
     backbone_uri, model_uri, out_uri = (storage.absolute(u) for u in (backbone_uri, model_uri, out_uri))
     calibrate_uri = storage.absolute(calibrate_uri) if calibrate_uri else None
-    with hold(out_uri, "bundle", inputs={"backbone": backbone_uri, "anomaly model": model_uri,
-                                         "calibration embeddings": calibrate_uri}):
-        return _bundle(backbone_uri, model_uri, out_uri, cfg, calibrate_uri, allow_unrecorded)
+    inputs = {"backbone": backbone_uri, "anomaly model": model_uri, "calibration embeddings": calibrate_uri}
+    check_apart(out_uri, inputs)  # both refusals before anything is written
+    unrecorded = check_parts_belong(backbone_uri, model_uri, calibrate_uri, allow_unrecorded)
+    with hold(out_uri, "bundle", inputs=inputs):
+        return _bundle(backbone_uri, model_uri, out_uri, cfg, calibrate_uri, unrecorded)
 
 
 def _bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config, calibrate_uri: Optional[str],
-            allow_unrecorded: bool) -> Dict[str, Any]:
-    unrecorded = check_parts_belong(backbone_uri, model_uri, calibrate_uri, allow_unrecorded)
+            unrecorded: List[str]) -> Dict[str, Any]:
     calibration, card = None, {}
     try:
         from ..runtime import read_run_record
