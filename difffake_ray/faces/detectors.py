@@ -29,16 +29,12 @@ def create_detector(name: str, **options):
 
 class FaceDetector:
     """The contract of a face detector: ``detect(image)`` -> boxes (N, 4) x, y, w, h of an RGB
-    frame in its pixels; ``discover(image)``, the periodic whole-frame search for faces that came
-    into a tracked video (default: ``detect``; a detector with a cheaper coarse search overrides
-    it); ``near(image, box)``, the boxes found in a window around a track's last box, or None when
-    the detector cannot search a window (each frame is then searched whole)."""
+    frame in its pixels; ``near(image, box)``, the boxes found in a window around a track's last
+    box (tracking between full searches), or None when the detector cannot search a window (each
+    frame is then searched whole)."""
 
     def detect(self, image_rgb: np.ndarray) -> np.ndarray:
         raise NotImplementedError
-
-    def discover(self, image_rgb: np.ndarray) -> np.ndarray:
-        return self.detect(image_rgb)
 
     def near(self, image_rgb: np.ndarray, box) -> Optional[np.ndarray]:
         return None
@@ -61,13 +57,10 @@ def haar_cascade_path(name: str) -> str:
 
 @DETECTORS.register("haar")
 class HaarFaceDetector(FaceDetector):
-    """OpenCV's frontal Haar cascade on the frame scaled to ``max_side``. Its periodic search for
-    faces that came in scans window sizes at ``discovery_scale_factor`` steps: 1.3 finds the
-    bench's faces as 1.1 does at 38% of the cost (bench/extract.py)."""
+    """OpenCV's frontal Haar cascade on the frame scaled to ``max_side``."""
 
     def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", max_side: int = 640,
-                 min_face_fraction: float = 0.06, scale_factor: float = 1.1, min_neighbors: int = 5,
-                 discovery_scale_factor: float = 1.3):
+                 min_face_fraction: float = 0.06, scale_factor: float = 1.1, min_neighbors: int = 5):
         import cv2
 
         self.path = haar_cascade_path(cascade)
@@ -78,17 +71,11 @@ class HaarFaceDetector(FaceDetector):
         self.min_face_fraction = float(min_face_fraction)
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
-        self.discovery_scale_factor = discovery_scale_factor
-
-    def discover(self, image_rgb: np.ndarray) -> np.ndarray:
-        return self.detect(image_rgb, scale_factor=self.discovery_scale_factor)
 
     def near(self, image_rgb: np.ndarray, box) -> np.ndarray:
         return detect_near(self, image_rgb, box)
 
-    def detect(self, image_rgb: np.ndarray, scale_factor: Optional[float] = None) -> np.ndarray:
-        """Boxes of the whole frame; ``scale_factor`` (default: the detector's) is the step between
-        the window sizes scanned: a coarser step is a cheaper search that still finds each face."""
+    def detect(self, image_rgb: np.ndarray) -> np.ndarray:
         import cv2
 
         gray = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
@@ -99,7 +86,7 @@ class HaarFaceDetector(FaceDetector):
             gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         min_side = max(1, int(self.min_face_fraction * min(gray.shape)))
         boxes = self.classifier.detectMultiScale(
-            gray, scaleFactor=scale_factor or self.scale_factor, minNeighbors=self.min_neighbors,
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
             minSize=(min_side, min_side),
         )
         if len(boxes) == 0:
@@ -116,8 +103,7 @@ def detect_near(detector, image_rgb: np.ndarray, box, region_scale: float = 2.2,
     Haar's cost grows with the number of scale levels it scans: restricting the scales to those a
     face of a nearby frame can have, and the area to where it can be, cuts the cost ~10x. The
     window (``region_scale`` times the face) lets a face move 0.6 of its width between two sampled
-    frames (a 1.6 window saved 0.1 s a video but moved a demo face swap's score over its threshold);
-    callers fall back to a full-frame search when nothing is found here.
+    frames; callers fall back to a full-frame search when nothing is found here.
     """
     import cv2
 
