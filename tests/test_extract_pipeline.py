@@ -129,3 +129,14 @@ def test_an_output_from_before_alignment_existed_still_resumes():
 
     assert "align" not in extract_settings(ExtractConfig())
     assert extract_settings(ExtractConfig(align=True))["align"] is True
+
+
+def test_an_output_of_another_extractor_version_is_refused_not_mixed(monkeypatch):
+    """Outputs carry the version of what the extractor made of their videos (left out at version 1,
+    the rows of every output written so far); one made by a version whose boxes moved is refused."""
+    from difffake_ray.config import ExtractConfig
+    from difffake_ray.pipeline import extract
+
+    assert "extractor_version" not in extract.extract_settings(ExtractConfig())
+    monkeypatch.setattr(extract, "EXTRACTOR_VERSION", 2)
+    assert extract.extract_settings(ExtractConfig())["extractor_version"] == 2

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from .. import schema, storage
 from ..config import Config, ExtractConfig
 from ..datasets.manifest import load_manifest
-from ..faces.extractor import STEPS, FaceExtractor
+from ..faces.extractor import EXTRACTOR_VERSION, STEPS, FaceExtractor
 from ..runtime import cluster_cpus, ray_session, write_run_record
 from .claim import OutputClaimError, check_apart, claim, overlap_key, without_as_before
 from .common import MANIFEST_RECORD, output_counts, part_name, resume_state, rows_to_dicts, summary_line
@@ -87,13 +87,13 @@ EXECUTION_ONLY = ("videos_per_file", "decode_threads", "opencv_threads")
 
 
 # settings added after outputs were written without them, at the value that does what they did
-AS_BEFORE = {"align": False}
+AS_BEFORE = {"align": False, "extractor_version": 1}
 
 
 def extract_settings(ecfg: ExtractConfig) -> Dict[str, Any]:
     """The settings that made an extract output's rows (checked on every rerun into it)."""
-    return without_as_before({k: v for k, v in dataclasses.asdict(ecfg).items() if k not in EXECUTION_ONLY},
-                             AS_BEFORE)
+    settings = {k: v for k, v in dataclasses.asdict(ecfg).items() if k not in EXECUTION_ONLY}
+    return without_as_before(dict(settings, extractor_version=EXTRACTOR_VERSION), AS_BEFORE)
 
 
 def run_extract(source: str, out_uri: str, cfg: Config, adapter: Optional[str] = None,
