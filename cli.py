@@ -533,7 +533,7 @@ def submit_cmd(ctx, dashboard, follow, wait, env_file, pip, token_file, submissi
     """Run STAGE with STAGE_ARGS as a Ray Job on a running cluster.
 
     \b
-    The job runs `python jobs/<stage>.py`, with this project as its working_dir and the config
+    The job runs `python -m jobs.run STAGE`, with this project as its working_dir and the config
     resolved here (--config/--set), and attaches to the cluster it runs on. Give it paths the
     cluster can read: s3://, gs://, a shared filesystem.
     \b
