@@ -50,7 +50,7 @@ def versions_tag() -> str:
 def result_stem(kind: str, *details: str) -> str:
     """``bench/results/<kind>-<details>-<machine>-<accelerator>-<versions>`` (no extension)."""
     parts = [kind, *[d for d in details if d], machine(), accelerator(), versions_tag()]
-    return os.path.join(RESULTS_DIR, "-".join(re.sub(r"[^A-Za-z0-9_.=]+", "_", p) for p in parts))
+    return os.path.join(RESULTS_DIR, "-".join(re.sub(r"[^A-Za-z0-9_.=-]+", "_", p) for p in parts))
 
 
 def write_result(stem: str, result: Dict[str, Any]) -> str:
