@@ -88,6 +88,8 @@ def check_model(uri: str, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -
         raise ModelFileError(f"{uri}/{MODEL_META_FILE}: unknown combination {meta['combination']!r}; "
                              f"known: {', '.join(COMBINATIONS.names())}")
     cls = ANOMALY_MODELS.get(meta["anomaly_model"])
+    if not isinstance(meta["params"], dict):
+        raise ModelFileError(f"{uri}/{MODEL_META_FILE}: params is not an object")
     unknown = sorted(set(meta["params"]) - set(cls.param_names()))
     if unknown:
         raise ModelFileError(f"{uri}/{MODEL_META_FILE}: {meta['anomaly_model']} takes no parameter "
