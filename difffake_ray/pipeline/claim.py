@@ -159,7 +159,8 @@ def without_as_before(settings: Dict[str, Any], as_before: Dict[str, Any]) -> Di
 
 
 @contextlib.contextmanager
-def hold(out_uri: str, stage: str, inputs: Optional[Dict[str, Optional[str]]] = None) -> Iterator[None]:
+def hold(out_uri: str, stage: str, inputs: Optional[Dict[str, Optional[str]]] = None,
+         resumes: bool = False) -> Iterator[None]:
     """Hold ``out_uri`` for one run of ``stage``, reading ``inputs`` ({what: uri}, checked to lie
     apart from the output): one writer at a time, and an interrupted run says so in its record.
     Stages that write one artefact whole (fit, evaluate, bundle) take only this."""
@@ -172,7 +173,7 @@ def hold(out_uri: str, stage: str, inputs: Optional[Dict[str, Optional[str]]] = 
         storage.write_json_atomic(storage.join(out_uri, RUN_RECORD), {
             "stage": stage, "status": "interrupted", "cause": interrupted_by(), "output": out_uri,
             "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": lock["host"], "pid": lock["pid"],
-            "note": "partial output: a rerun resumes it"})
+            "note": "partial output: a rerun resumes it" if resumes else "partial output: a rerun redoes it"})
         raise
     finally:
         with contextlib.suppress(Exception):
@@ -186,7 +187,7 @@ def claim(out_uri: str, stage: str, settings: Dict[str, Any], overwrite: bool = 
           inputs: Optional[Dict[str, Optional[str]]] = None) -> Iterator[None]:
     """``hold`` for a stage that writes part files and resumes: the output must have been made
     with ``settings`` (JSON-able), or be empty, or ``overwrite`` removes it."""
-    with hold(out_uri, stage, inputs):
+    with hold(out_uri, stage, inputs, resumes=True):
         record = storage.join(out_uri, SETTINGS_FILE)
         settings = json.loads(json.dumps(settings))  # as it will read back
         if overwrite:
