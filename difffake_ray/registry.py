@@ -9,7 +9,14 @@ cheap and a broken optional dependency only fails the part that needs it.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Dict, Iterable, Optional
+import inspect
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+
+
+def parameters(factory: Callable[..., Any]) -> List[str]:
+    """The names a factory takes: a class's constructor parameters, or a function's."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    return [p for p in inspect.signature(target).parameters if p != "self"]
 
 
 class Registry:
@@ -43,6 +50,14 @@ class Registry:
 
     def create(self, name: str, **kwargs: Any) -> Any:
         return self.get(name)(**kwargs)
+
+    def create_from(self, name: str, options: Mapping[str, Any]) -> Any:
+        """``name`` made with those of ``options`` it takes: a config section offers every
+        implementation's settings, each takes its own (a factory still refuses a name it lacks
+        when called directly)."""
+        factory = self.get(name)
+        taken = set(parameters(factory))
+        return factory(**{k: v for k, v in options.items() if k in taken})
 
     def __contains__(self, name: str) -> bool:
         return name in self._factories or name in self._modules

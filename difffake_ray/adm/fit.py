@@ -65,15 +65,14 @@ def fit_anomaly_model(X: np.ndarray, owners: np.ndarray, f: FitConfig, backbone_
     regularisation was and how it was chosen). ``backbone_meta``: the embedder's meta (how many
     face regions its vector holds, each stage's width in a region)."""
     n_regions = int(backbone_meta.get("regions", 1))
-    cls = ANOMALY_MODELS.get(f.anomaly_model)
-    taken = set(cls.param_names())
+    taken = set(ANOMALY_MODELS.get(f.anomaly_model).param_names())
     for key in unused_settings(f):
         log(f"fit: {f.anomaly_model} does not use fit.{key} (set to {getattr(f, key)!r}); it is ignored")
 
     def make_model(reg_covar: float):
         settings = {param: getattr(f, key) for key, param in MODEL_KEYS.items()}
         settings.update(reg_covar=reg_covar, n_regions=n_regions, region_stages=backbone_meta.get("region_stages"))
-        return cls(**{name: value for name, value in settings.items() if name in taken})
+        return ANOMALY_MODELS.create_from(f.anomaly_model, settings)
 
     n, dim = X.shape
     small = {"pairs": int(n), "dim": int(dim), "pairs_per_dim": round(n / dim, 3),

@@ -4,12 +4,11 @@ more normal = more real) and its own pickle-free arrays. A new model is one file
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from ..registry import Registry
+from ..registry import Registry, parameters
 from ..storage import ModelFileError
 
 ANOMALY_MODELS = Registry("anomaly model", modules={"autoencoder": "difffake_ray.adm.autoencoder",
@@ -36,7 +35,7 @@ class AnomalyModel:
 
     @classmethod
     def param_names(cls) -> List[str]:
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        return parameters(cls)
 
     def get_params(self) -> Dict[str, Any]:
         return {name: getattr(self, name) for name in self.param_names()}

@@ -8,7 +8,6 @@ box back keeps recall (see bench/extract.py) at a fraction of the cost.
 
 from __future__ import annotations
 
-import inspect
 import os
 from typing import Optional
 
@@ -22,9 +21,7 @@ DETECTORS = Registry("face detector", modules={"yunet": "difffake_ray.faces.yune
 def create_detector(name: str, **options):
     """The detector ``name`` with those of ``options`` its constructor takes (the extract config
     offers every detector's: ``cascade`` is Haar's alone)."""
-    cls = DETECTORS.get(name)
-    taken = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in options.items() if k in taken})
+    return DETECTORS.create_from(name, options)
 
 
 class FaceDetector:
