@@ -207,6 +207,20 @@ def read_sampled_frames(
             fh.close()
 
 
+def _checked(frame, index: Optional[int], uri: str) -> None:
+    """Refuse a frame over MAX_FRAME_PIXELS before it is converted, kept or handled."""
+    if frame.width * frame.height > MAX_FRAME_PIXELS:
+        raise VideoError(schema.UNREADABLE, f"{uri}: frame {index} is {frame.width}x{frame.height}, over "
+                                            f"the {MAX_FRAME_PIXELS} pixels a frame may hold")
+
+
+def _handled(frame, index: int, time_base: float, handle: Callable[[DecodedFrame], Any]) -> tuple:
+    """A wanted frame, upright RGB, handed to ``handle`` -> (what it returned, (height, width))."""
+    img = upright(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
+    ts = float(frame.pts * time_base) if frame.pts is not None and time_base else float("nan")
+    return handle(DecodedFrame(index, ts, img)), img.shape[:2]
+
+
 def _decode_indices(container, stream, wanted: np.ndarray, handle: Callable[[DecodedFrame], Any],
                     uri: str = "") -> tuple:
     """One sequential pass; only the wanted frames are converted to RGB and handed to ``handle``.
@@ -226,14 +240,11 @@ def _decode_indices(container, stream, wanted: np.ndarray, handle: Callable[[Dec
     try:
         for frame in container.decode(stream):
             index += 1
-            if frame.width * frame.height > MAX_FRAME_PIXELS:  # before it is converted, kept or handled
-                raise VideoError(schema.UNREADABLE, f"{uri}: frame {index} is {frame.width}x{frame.height}, over "
-                                                    f"the {MAX_FRAME_PIXELS} pixels a frame may hold")
+            _checked(frame, index, uri)
             if index in targets:
-                img = upright(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
-                shape = shape or img.shape[:2]
-                ts = float(frame.pts * tb) if frame.pts is not None and tb else float("nan")
-                out.append(handle(DecodedFrame(index, ts, img)))
+                handled, size = _handled(frame, index, tb, handle)
+                shape = shape or size
+                out.append(handled)
             if index >= last:
                 break
     except av.error.FFmpegError:
@@ -281,19 +292,17 @@ def _decode_skipping(container, stream, wanted: np.ndarray, handle: Callable[[De
     try:
         for packet in container.demux(stream):
             if packet.size:
-                reached = max(reached, ranks.get(int(packet.pts), reached))
-                codec.skip_frame = "DEFAULT" if ranks.get(int(packet.pts)) in targets else "NONREF"
+                rank = ranks.get(int(packet.pts), -1)
+                reached = max(reached, rank)
+                codec.skip_frame = "DEFAULT" if rank in targets else "NONREF"
             for frame in codec.decode(packet):
-                if frame.width * frame.height > MAX_FRAME_PIXELS:  # before it is converted, kept or handled
-                    raise VideoError(schema.UNREADABLE, f"{uri}: frame {ranks.get(frame.pts)} is {frame.width}x"
-                                                        f"{frame.height}, over the {MAX_FRAME_PIXELS} pixels a frame may hold")
                 index = ranks.get(frame.pts)
+                _checked(frame, index, uri)
                 if index not in targets:
                     continue
-                img = upright(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
-                shape = shape or img.shape[:2]
-                ts = float(frame.pts * tb) if tb else float("nan")
-                out.append((index, handle(DecodedFrame(index, ts, img))))
+                handled, size = _handled(frame, index, tb, handle)
+                shape = shape or size
+                out.append((index, handled))
                 targets.discard(index)
             if not targets:
                 break
