@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import re
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Dict
 
 RESULTS_DIR = "bench/results"
@@ -35,16 +34,11 @@ def accelerator() -> str:
     return f"{name}x{torch.cuda.device_count()}"
 
 
-def _version(dist: str) -> str:
-    try:
-        return version(dist).split("+")[0]
-    except PackageNotFoundError:
-        return "none"
-
-
 def versions_tag() -> str:
     """The versions in a result's name: torch's (kernels, numerics); the others are inside."""
-    return f"torch{_version('torch')}"
+    from difffake_ray.runtime import versions
+
+    return "torch" + versions()["torch"].split("+")[0].replace(" ", "_")
 
 
 def result_stem(kind: str, *details: str) -> str:
