@@ -88,11 +88,11 @@ def _fit(emb_uri: str, out_uri: str, cfg: Config, started: float) -> Dict[str, A
                                      log=lambda line: print(line, flush=True))
     fitted = sorted(set(owners.tolist()))
     meta = {"anomaly_model": f.anomaly_model, "combination": f.combination, "l2_normalize": f.l2_normalize,
-            "embedding_dim": embedding_width(emb_uri, X.shape[1]), "pair_feature_dim": int(X.shape[1]), "n_training_pairs": int(X.shape[0]), "n_fitted_videos": len(fitted),
+            "embedding_dim": embedding_width(emb_uri, X.shape[1]), "pair_feature_dim": int(X.shape[1]),
+            "n_training_pairs": int(X.shape[0]), "n_fitted_videos": len(fitted),
             "small_data": small,
             "backbone_fingerprint": emb_record.get("backbone_fingerprint"), "embeddings": emb_uri,
-            "score_direction": getattr(model, "score_meaning",
-                                       "higher = more likely real (log-likelihood under real pairs)")}
+            "score_direction": model.score_meaning}
     save_model(model, out_uri, meta)
     write_seen_videos(out_uri, FITTED_VIDEOS, fitted)
     write_run_record(out_uri, "fit", cfg, inputs={"embeddings": emb_uri},
