@@ -147,12 +147,17 @@ class ExtractConfig(Checked):
     n_frames: int = 40
     # "linspace": the paper's 40 equally spaced frames; "reference": step = n // 40 from frame 0.
     frame_sampling: str = "linspace"
-    detector: str = "haar"
-    # Paper: frontalface_default. The reference code uses frontalface_alt2 with largest box by w+h.
+    # yunet (libfacedetection's CNN) on the frame scaled to 320 px: on real footage it finds a face in
+    # more frames than Haar, its boxes change size less from frame to frame, and it costs a third
+    # (docs/benchmarks.md, extract). The paper's is haar with detect_max_side 0 (640 kept recall).
+    detector: str = "yunet"
+    # Haar's: the paper's frontalface_default; the reference code's frontalface_alt2 with largest by w+h.
     cascade: str = "haarcascade_frontalface_default.xml"
     largest_by: str = "area"
     # Detect on a frame downscaled to this longest side and map the box back (0 = full resolution).
-    detect_max_side: int = 640
+    # 320 suits yunet (a face of min_face_fraction of a 720p frame is still 11 px there); Haar was
+    # measured at 640.
+    detect_max_side: int = 320
     min_face_fraction: float = 0.06
     # Search near each face track's last box first (full-frame search when one is not found there).
     track_faces: bool = True
