@@ -15,6 +15,12 @@ busy its workers were. Writes bench/results/extract-<corpus>-<detector>[-<overri
 
     python -m bench.extract                     # 24 videos, 10 s, 1280x720
     python -m bench.extract --videos 6 --seconds 4
+    python -m bench.extract --repeat 10         # 240 videos: the 24 listed ten times over
+
+``--repeat N`` runs the stage on a manifest that lists each rendered video N times under distinct
+ids (rendering 240 videos takes ~40 min; decoding and detecting one does not depend on having
+seen it before). The naive loop's time is then its time on the rendered videos times N: it does
+one video after another, so its rate does not depend on the corpus size.
 """
 
 from __future__ import annotations
@@ -60,12 +66,27 @@ def naive_extract(uri: str, n_frames: int, classifier, landmarker) -> dict:
     return found
 
 
+def repeated(corpus: str, videos: list, baseline: dict, base_s: float, times: int):
+    """The corpus listed ``times`` over under ids ``<id>-r<k>`` (a manifest beside it), with the
+    naive loop's faces and seconds to match."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [dict(v, video_id=f"{v['video_id']}-r{k}", uri=os.path.abspath(os.path.join(corpus, v["uri"])))
+            for k in range(times) for v in videos]
+    path = os.path.join(corpus, f"manifest-x{times}.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    faces = {r["video_id"]: baseline[r["video_id"].rsplit("-r", 1)[0]] for r in rows}
+    return path, rows, faces, base_s * times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=24)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--workdir", default="bench/out/extract")
     ap.add_argument("--cpus", type=int, default=os.cpu_count())
+    ap.add_argument("--repeat", type=int, default=1, help="list each rendered video this many times (see above)")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--reuse-baseline", action="store_true",
                     help="reuse the naive loop's last timing on this corpus and machine (when trying settings)")
@@ -108,6 +129,10 @@ def main() -> None:
                                                           for i, b in d.items()} for vid, d in baseline.items()}},
                       fh)
 
+    job = corpus
+    if args.repeat > 1:
+        job, videos, baseline, base_s = repeated(corpus, videos, baseline, base_s, args.repeat)
+
     # --- ours: the Ray Data stage
     cfg = load_config(None, [f"ray.num_cpus={args.cpus}"] + args.overrides)
     from difffake_ray.pipeline.extract import extract_settings, run_extract
@@ -117,7 +142,7 @@ def main() -> None:
     out = os.path.join(args.workdir, "faces")
     storage.remove(out, recursive=True)
     t0 = time.perf_counter()
-    record = run_extract(corpus, out, cfg, progress=False)
+    record = run_extract(job, out, cfg, progress=False)
     ours_s = time.perf_counter() - t0
     execution = record["execution"]
 
@@ -147,7 +172,7 @@ def main() -> None:
         "baseline_faces": len(base_hits), "ours_faces": ours_hits,
         "recall_vs_baseline": round(recovered / max(1, len(base_hits)), 4),
         "ours_faces_over_baseline_faces": round(ours_hits / max(1, len(base_hits)), 4),
-        "overrides": args.overrides, "baseline_reused": reused,
+        "overrides": args.overrides, "baseline_reused": reused, "repeat": args.repeat,
         "workers": execution["workers"], "workers_used": execution["workers_used"],
         "videos_per_part": execution["videos_per_part"], "parts": execution["parts"],
         "worker_utilisation": execution["utilisation"],
@@ -165,7 +190,8 @@ def main() -> None:
           f"x{res['speedup_per_core_steady']}) | recall vs baseline "
           f"{100 * res['recall_vs_baseline']:.1f}% ({ours_hits} vs {len(base_hits)} faces)")
     # what was run in the name (with the machine and versions); every setting inside
-    write_result(result_stem("extract", f"{n}x{args.seconds:g}s-720p", cfg.extract.detector, *args.overrides), res)
+    corpus_name = f"{n // args.repeat}x{args.seconds:g}s-720p" + (f"-x{args.repeat}" if args.repeat > 1 else "")
+    write_result(result_stem("extract", corpus_name, cfg.extract.detector, *args.overrides), res)
 
 
 if __name__ == "__main__":
