@@ -189,8 +189,8 @@ def extract_cmd(ctx, source: str, out: str, adapter: Optional[str], split: Optio
                 image_format: Optional[str], redo_failed: bool, overwrite: bool):
     """Faces of every video in SOURCE (folder, CSV/Parquet manifest, or dataset root) -> OUT Parquet.
 
-    40 equally spaced frames per video, Haar faces (extract.detector=yunet: a CNN) linked into face
-    tracks, 68 landmarks, 1.3x crop, 224 px. Rerunning skips
+    40 equally spaced frames per video, YuNet faces (extract.detector=haar: the paper's cascade) linked
+    into face tracks, 68 landmarks, 1.3x crop, 224 px. Rerunning skips
     videos already complete in OUT and redoes those that were missing or failed unexpectedly; into
     an OUT made with other settings it refuses (--overwrite redoes everything).
     """

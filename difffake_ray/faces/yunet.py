@@ -18,16 +18,18 @@ class YuNetFaceDetector(FaceDetector):
 
     Each box is made square about YuNet's centre, of the side Haar's box has (SQUARE_SIDE): YuNet's
     own box is a third taller than wide, and a 224 px crop of it would squeeze the face sideways
-    by as much, by a different amount in each frame. The paper's crops are of Haar's square boxes. Every frame is searched whole, so a face's box depends on its frame alone: a
-    window search around a track's last box moved YuNet's boxes by 4-5% of the face when the window
-    moved by 8% (a face window 2x the box, scaled to 48-96 px), and on 320 px frames the whole
-    search costs ~5 ms."""
+    by as much, by a different amount in each frame. The paper's crops are of Haar's square boxes.
+
+    Every frame is searched whole, so a face's box depends on its frame alone: a window search
+    around a track's last box moved YuNet's boxes by 4-5% of the face when the window moved by 8%
+    (a window 2x the box, scaled to 48-96 px). On a 320 px frame the whole search costs ~5 ms.
+    """
 
     # Haar's box side over the geometric mean of YuNet's sides for the same face: the median over 200
     # realdev frames where both found it (interquartile range 0.08; the centres agree within 1%)
     SQUARE_SIDE = 1.105
 
-    def __init__(self, max_side: int = 640, min_face_fraction: float = 0.06, confidence: float = 0.6):
+    def __init__(self, max_side: int = 320, min_face_fraction: float = 0.06, confidence: float = 0.6):
         try:
             import yuface  # noqa: F401
         except ImportError as exc:
