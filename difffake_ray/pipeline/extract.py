@@ -151,7 +151,7 @@ def _extract(manifest: pa.Table, source: str, out_uri: str, cfg: Config, adapter
             pool = min(workers, n_blocks)
             # one block per part: the actor pool gets a task per part file. Whole parts are done or
             # not, so the videos to do fall into the same k-blocks of the manifest as the first run's
-            ds = ray.data.from_arrow([todo.slice(i * k, k) for i in range(n_blocks)])
+            ds = ray.data.from_blocks([todo.slice(i * k, k) for i in range(n_blocks)])
             summaries = ds.map_batches(
                 ExtractAndWrite,
                 fn_constructor_kwargs={"cfg": ecfg, "out_uri": out_uri},
