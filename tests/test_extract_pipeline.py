@@ -133,7 +133,8 @@ def test_an_output_from_before_alignment_existed_still_resumes():
 
 def test_an_output_of_another_extractor_version_is_refused_not_mixed(monkeypatch):
     """Outputs carry the version of what the extractor made of their videos (left out at version 1,
-    the rows of every output written so far); one made by a version whose boxes moved is refused."""
+    the rows of the outputs written before version 2); one made by a version whose boxes moved is
+    refused."""
     from difffake_ray.config import ExtractConfig
     from difffake_ray.pipeline import extract
 
