@@ -24,6 +24,7 @@ import numpy as np
 from . import storage
 from .adm.pairs import PAIRINGS
 from .config import Config, ExtractConfig, ScoreConfig
+from .faces.extractor import EXTRACTOR_VERSION, boxes_moved_since
 
 BUNDLE_FORMAT = "difffake-detector-v1"
 BACKBONE_FILE, BUNDLE_FILE = "backbone.pt", "bundle.json"
@@ -69,6 +70,7 @@ def write_bundle(backbone_uri: str, model_uri: str, out_uri: str, cfg: Config,
         "files": {name: _sha256(data) for name, data in files.items()},
         "sizes": {name: len(data) for name, data in files.items()},
         "extract": dataclasses.asdict(cfg.extract),
+        "extractor_version": EXTRACTOR_VERSION,
         "score": {"pairs_per_video": cfg.score.pairs_per_video, "min_frame_gap": cfg.score.min_frame_gap,
                   "seed": cfg.score.seed, "min_faces": cfg.score.min_faces, "pairing": cfg.score.pairing},
         "backbone": {k: embedder["meta"].get(k) for k in ("arch", "feature_dim", "input", "weights")},
@@ -245,6 +247,11 @@ class Detector:
             self.extract_config = ExtractConfig(**self.manifest["extract"])
         except (TypeError, ValueError) as exc:  # an unknown or out-of-range setting
             raise BundleError(f"{storage.join(uri, BUNDLE_FILE)}: field 'extract': {exc}") from None
+        made_by = self.manifest.get("extractor_version", 1)  # bundles written before it: version 1
+        if not isinstance(made_by, int) or boxes_moved_since(made_by, self.extract_config.detector):
+            raise BundleError(f"{storage.join(uri, BUNDLE_FILE)}: calibrated on faces of extractor version "
+                              f"{made_by!r}, whose {self.extract_config.detector} boxes have moved since (version "
+                              f"{EXTRACTOR_VERSION}): extract, embed, fit and bundle again")
         # bundles written before score.min_faces: the default
         # bundles written before a setting existed score as they were calibrated: with its old value
         self.score_settings = {"min_faces": ScoreConfig().min_faces, "pairing": "random", **self.manifest["score"]}

@@ -269,6 +269,21 @@ def test_bundle_json_is_a_schema_with_its_own_hash(detector, tmp_path):
     with pytest.raises(BundleError, match="quantile scores must be a list of finite numbers"):
         Detector(edited(nan_quantiles), worker=False)
 
+    def made_before_version_2(detector_name):
+        def change(m):
+            from difffake_ray.bundle import self_hash
+
+            m.pop("extractor_version")
+            m["extract"]["detector"] = detector_name
+            m["bundle_sha256"] = self_hash(m)
+        return change
+
+    # calibrated on YuNet's tall boxes, which version 2 made square: refused; Haar's did not move
+    with pytest.raises(BundleError, match="extractor version 1, whose yunet boxes have moved since"):
+        Detector(edited(made_before_version_2("yunet")), worker=False)
+    with Detector(edited(made_before_version_2("haar")), worker=False) as haar:
+        assert haar.extract_config.detector == "haar"
+
 
 def test_bundle_reads_are_bounded_and_an_unreachable_bundle_is_one_line(detector, tmp_path):
     from difffake_ray.bundle import BundleError, verified_manifest
