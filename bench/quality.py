@@ -124,7 +124,7 @@ def main() -> None:
     if not storage.exists(storage.join(path["corpus"], "manifest.parquet")):
         timed("corpus", make_corpus, path["corpus"], base.corpus)
     results = {}
-    with ray_session(base.ray):
+    with ray_session(base.ray, runs_train=True):
         timed("extract", run_extract, path["corpus"], path["faces"], base)
         backbones = {}
         for name, crop_pct, head in PRETRAINED + (EACH_CHANGE if args.each_change else []):

@@ -14,7 +14,7 @@ from . import __version__, storage
 from .config import Config, RayConfig, config_to_dict, dump_config
 
 
-def init_ray(ray_cfg: RayConfig) -> bool:
+def init_ray(ray_cfg: RayConfig, runs_train: bool = False) -> bool:
     """Start a local Ray in-process (``address`` None) or attach to a cluster. Returns True when
     this call started Ray (the caller then owns its shutdown).
 
@@ -37,10 +37,13 @@ def init_ray(ray_cfg: RayConfig) -> bool:
         loopback_only()
         # No dashboard: on a small machine its processes cost a training step up to a quarter of
         # its speed (bench/train.py --dashboard). Its state API is then absent, which Ray Train's
-        # placement-group cleaner reports every second: quiet_local_workers silences that.
-        kwargs.update(address="local", include_dashboard=False,
-                      runtime_env={"worker_process_setup_hook": "difffake_ray.runtime.quiet_local_workers",
-                                   "env_vars": {"DIFFFAKE_VERBOSE": "1" if is_verbose() else "0"}})
+        # placement-group cleaner reports every second: quiet_local_workers silences that, in a
+        # session that runs Ray Train. Only there: a job-wide runtime_env costs a fresh Ray's first
+        # job 2.5-3 s of worker start-up (a 2-video extract: 8.7 s with it, 5.8-6.5 s without).
+        kwargs.update(address="local", include_dashboard=False)
+        if runs_train:
+            kwargs["runtime_env"] = {"worker_process_setup_hook": "difffake_ray.runtime.quiet_local_workers",
+                                     "env_vars": {"DIFFFAKE_VERBOSE": "1" if is_verbose() else "0"}}
         if ray_cfg.num_cpus:
             kwargs["num_cpus"] = ray_cfg.num_cpus
         if ray_cfg.num_gpus is not None:
@@ -301,7 +304,10 @@ def _record_local_ray() -> Optional[str]:
 
 
 @contextlib.contextmanager
-def ray_session(ray_cfg: RayConfig) -> Iterator[None]:
+def ray_session(ray_cfg: RayConfig, runs_train: bool = False) -> Iterator[None]:
+    """Ray for a stage: the running one, or a local one started (and shut down) here, or the
+    cluster at ``ray.address``. ``runs_train``: the session runs Ray Train (its workers then get
+    the set-up hook that keeps them quiet)."""
     import ray
 
     quiet = not is_verbose() and not ray.is_initialized()
@@ -311,7 +317,7 @@ def ray_session(ray_cfg: RayConfig) -> Iterator[None]:
     if local:
         stop_stale_local_rays()
     with (quiet_native_stderr() if quiet else contextlib.nullcontext()):
-        started = init_ray(ray_cfg)
+        started = init_ray(ray_cfg, runs_train)
         record = _record_local_ray() if started and local else None
         try:
             with _signals_interrupt():

@@ -28,7 +28,7 @@ def run_all(cfg: Config, overwrite: bool = False) -> Dict[str, Any]:
         from ..datasets.synthetic import make_corpus
 
         make_corpus(corpus, cfg.corpus)
-    with ray_session(cfg.ray):
+    with ray_session(cfg.ray, runs_train=True):
         run_extract(corpus, paths["faces"], cfg, overwrite=overwrite)
         import os
 

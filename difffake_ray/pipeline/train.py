@@ -108,7 +108,7 @@ def run_train(faces_uri: str, run_dir: str, cfg: Config, resume: bool = False) -
         resume_from = latest
         print(f"train: resuming from {latest}", flush=True)
     storage.makedirs(run_dir)
-    with ray_session(cfg.ray):
+    with ray_session(cfg.ray, runs_train=True):
         if use_gpu:
             check_gpus(tcfg.num_gpus, cluster_gpus())
         trainer = TorchTrainer(
