@@ -19,6 +19,7 @@ def init_ray(ray_cfg: RayConfig, runs_train: bool = False) -> bool:
     this call started Ray (the caller then owns its shutdown).
 
     RAY_ADDRESS (set by Ray Jobs for a job's driver, or by the user) counts as an address.
+    ``runs_train``: a local Ray's workers get the set-up hook that quiets Ray Train.
     """
     import ray
 
