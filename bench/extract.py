@@ -9,8 +9,9 @@ Prints videos/s and videos/s per core for both, the ratio, and our face recall a
 baseline's detections on the same frames. The baseline is pinned to one core. Ours is reported
 twice: over the whole job (actor start-up and model loading included, which a 24-video job cannot
 amortise) and in steady state (first to last part file written), beside the seconds per video of
-each step (decode, detect, landmarks, crop, encode, motion, write: the stage's own clock) and how
-busy its workers were. Writes bench/results/extract-<corpus>-<detector>[-<overrides>]-<machine>-...json
+each step (decode, detect, landmarks, crop, encode, motion, write: the stage's own clock), how
+busy its workers were, and the ceiling: the ratio that the steps' own seconds would give with no
+start-up, hand-over or Ray at all. Writes bench/results/extract-<corpus>-<detector>[-<overrides>]-<machine>-...json
 (``bench/common.py``) with the versions and every extract setting inside.
 
     python -m bench.extract                     # 24 videos, 10 s, 1280x720
@@ -160,6 +161,7 @@ def main() -> None:
     recovered = sum(1 for k in base_hits if ours.get(k, {}).get("status") == schema.FRAME_OK)
     ours_hits = sum(1 for r in ours.values() if r["status"] == schema.FRAME_OK)
     n = len(videos)
+    work_s = sum(execution["step_seconds"].values())
     res = {
         "videos": n, "seconds_per_video": args.seconds, "size": "1280x720", "frames_per_video": 40,
         "baseline_s": round(base_s, 2), "baseline_videos_per_s": round(n / base_s, 4),
@@ -177,12 +179,16 @@ def main() -> None:
         "videos_per_part": execution["videos_per_part"], "parts": execution["parts"],
         "worker_utilisation": execution["utilisation"],
         "seconds_per_video_by_step": {k: round(v / n, 4) for k, v in execution["step_seconds"].items()},
+        # what one worker spends on a video, and the ratio a pool with no overhead at all (no start-up,
+        # no hand-over, no Ray) would reach with it: how far the job is from the work's own bound
+        "work_s_per_video": round(work_s / n, 4),
+        "ceiling_per_core": round((base_s / n) / max(1e-9, work_s / n), 2),
         "settings": extract_settings(cfg.extract),
     }
     print(json.dumps(res, indent=2))
-    busy = sum(execution["step_seconds"].values())
     print("per video, by step (one worker's seconds):  " + "  ".join(
-        f"{k} {v / n:.3f} s ({100 * v / max(busy, 1e-9):.0f}%)" for k, v in execution["step_seconds"].items()))
+        f"{k} {v / n:.3f} s ({100 * v / max(work_s, 1e-9):.0f}%)" for k, v in execution["step_seconds"].items())
+        + f"  = {work_s / n:.3f} s: x{res['ceiling_per_core']} per core with no overhead at all")
     print(f"workers {execution['workers']} ({execution['workers_used']} did videos), {execution['parts']} parts of "
           f"{execution['videos_per_part']}, busy {100 * execution['utilisation']:.0f}% of the stage's time")
     print(f"baseline {res['baseline_videos_per_s']:.3f} videos/s (1 core) | ours {res['ours_videos_per_s']:.3f} "
