@@ -3,7 +3,8 @@
 Baseline (the obvious way): one video after another; cv2.VideoCapture reads every frame; full-
 resolution Haar (default detectMultiScale arguments) on each of the 40 sampled frames; the same
 landmarks, crop and PNG encode. Ours: the Ray Data stage (sequential PyAV decode converting only
-sampled frames, Haar on a downscaled frame, one worker per core).
+sampled frames, the configured detector (YuNet by default) on a downscaled frame, one worker per
+core).
 
 Prints videos/s and videos/s per core for both, the ratio, and our face recall against the
 baseline's detections on the same frames. The baseline is pinned to one core. Ours is reported
@@ -11,8 +12,9 @@ twice: over the whole job (actor start-up and model loading included, which a 24
 amortise) and in steady state (first to last part file written), beside the seconds per video of
 each step (decode, detect, landmarks, crop, encode, motion, write: the stage's own clock), how
 busy its workers were, and the ceiling: the ratio that the steps' own seconds would give with no
-start-up, hand-over or Ray at all. Writes bench/results/extract-<corpus>-<detector>[-<overrides>]-<machine>-...json
-(``bench/common.py``) with the versions and every extract setting inside.
+start-up, hand-over or Ray at all. Writes
+bench/results/extract-<corpus>-<detector>[-<overrides>]-<machine>-...json (``bench/common.py``)
+with the versions and every extract setting inside.
 
     python -m bench.extract                     # 24 videos, 10 s, 1280x720
     python -m bench.extract --videos 6 --seconds 4
