@@ -20,11 +20,14 @@ rest:
 4. ``embed_stage``: the embed stage through Ray Data (CPU tasks decode, one GPU actor) against the
    model alone on the same crops and GPU (target: >= 90%).
 5. ``extract``: the extract stage on this machine's cores, videos/s per core (cluster sizing).
+   ``decode``: the extract stage's CPU decoder against NVDEC on the same H.264 files: CPU seconds
+   a video each, and whether the sampled frames are the same (what moving decode to the GPU saves).
 6. ``gmm``: the GMM log-likelihood on the GPU against scikit-learn on the CPU (target: >= 100x).
 7. ``quality`` (with time left, ``--quality-epochs``): ``python -m bench.quality --backbone
    efficientnet_b4 --num-gpus 1``, its val AUC per epoch and test AUC.
 
-Sections 3-5 and 7 need Ray (and PyAV for 5); where they are missing the table says so.
+Sections 3-5 and 7 need Ray (and PyAV for 5); ``decode`` needs PyAV alone. Where one is missing the
+table says so.
 
     python -m bench.gpu                        # a GPU machine: every section, ~8 minutes
     python -m bench.gpu --dry-run              # CPU, Lite0, tiny sizes, seconds: what the test suite runs
@@ -65,6 +68,8 @@ SIZES = {
     "sam_steps": (20, 2),
     "embed_crops": (32768, 32),
     "extract_videos": (32, 2),
+    "decode_videos": (4, 2),  # rendering one 10 s 720p video costs ~10 s
+    "decode_video": ((1280, 720, 250), (320, 180, 50)),  # width, height, frames at 25 fps
     "gmm_dim": (1792, 32),
     "gmm_pairs": ((20_000, 1_000_000), (500, 2000)),  # (scikit-learn, GPU) pairs scored
 }
@@ -363,6 +368,90 @@ def section_extract(args, torch, device) -> Dict[str, Any]:
             "video": "1 s 640x360" if args.dry_run else "10 s 1280x720 H.264, 40 frames"}
 
 
+# 5b --------------------------------------------------------------------------------------------
+def section_decode(args, torch, device) -> Dict[str, Any]:
+    """The extract stage's decoder (PyAV on the CPU, skipping frames nothing is predicted from)
+    against NVDEC (PyAV's CUDA hwaccel, every frame decoded on the GPU and copied back) on the same
+    10 s 1280x720 H.264 files: the CPU seconds a video each costs (what an extract core pays, the
+    process's CPU time with every thread), wall seconds, and whether the 40 sampled frames come out
+    the same. Decode is a third of extract's work on a core (docs/benchmarks.md): this is the
+    figure that says whether moving it to the GPU is worth building."""
+    if not have("av"):
+        return {"skipped": "not installed here: av"}
+    from difffake_ray.datasets.synthetic import render_real, write_video
+    from difffake_ray.faces.video import read_sampled_frames
+
+    n, (w, h, frames) = size("decode_videos", args.dry_run), size("decode_video", args.dry_run)
+    work = os.path.join(args.workdir, "decode")
+    rng = np.random.default_rng(5)
+    uris = []
+    for i in range(n):
+        uri = os.path.join(work, f"v{i}-{w}x{h}-{frames}.mp4")
+        if not os.path.exists(uri):
+            write_video(render_real(rng, w, h, frames), uri)
+        uris.append(uri)
+
+    def software(uri):
+        return [f.image for f in read_sampled_frames(uri, 40)[1]]
+
+    out: Dict[str, Any] = {"videos": n, "video": f"{frames / 25:g} s {w}x{h} H.264 (x264 veryfast), 40 frames",
+                           "software": timed_decode(software, uris)}
+    try:
+        accel = nvdec()
+        nvdec_sampled(uris[0], accel)  # the CUDA context is made once per process: not a video's cost
+    except Exception as exc:  # noqa: BLE001 - no CUDA in PyAV, no driver or no device: recorded, not fatal
+        out["nvdec"] = {"skipped": f"CUDA decoding unavailable here ({type(exc).__name__}: {exc})"}
+        return out
+
+    def hardware(uri):
+        return nvdec_sampled(uri, accel)
+
+    out["nvdec"] = timed_decode(hardware, uris)
+    diffs = [np.abs(a.astype(np.int16) - b.astype(np.int16)).max()
+             for uri in uris for a, b in zip(software(uri), hardware(uri))]
+    out["frames_identical"] = float(np.mean([d == 0 for d in diffs]))
+    out["max_abs_difference"] = int(max(diffs, default=0))
+    out["cpu_saved_s_per_video"] = out["software"]["cpu_s_per_video"] - out["nvdec"]["cpu_s_per_video"]
+    return out
+
+
+def timed_decode(decode: Callable[[str], List[np.ndarray]], uris: List[str]) -> Dict[str, float]:
+    """CPU and wall seconds a video of ``decode`` (after one untimed call: libraries load once)."""
+    decode(uris[0])
+    cpu, wall = time.process_time(), time.perf_counter()
+    frames = sum(len(decode(uri)) for uri in uris)
+    return {"cpu_s_per_video": (time.process_time() - cpu) / len(uris),
+            "wall_s_per_video": (time.perf_counter() - wall) / len(uris), "frames_per_video": frames / len(uris)}
+
+
+def nvdec():
+    """PyAV's CUDA hardware decoding (NVDEC), with no fallback to software: it fails where it
+    cannot run, rather than timing the CPU under its name."""
+    from av.codec.hwaccel import HWAccel, hwdevices_available
+
+    if "cuda" not in hwdevices_available():
+        raise RuntimeError("this PyAV build has no CUDA")
+    return HWAccel(device_type="cuda")
+
+
+def nvdec_sampled(uri: str, accel, n_frames: int = 40) -> List[np.ndarray]:
+    """The sampled frames of ``uri`` (as extract samples them), decoded through ``accel``, as RGB."""
+    import av
+
+    from difffake_ray.faces.video import sample_frame_indices
+
+    with av.open(uri, hwaccel=accel) as container:
+        stream = container.streams.video[0]
+        wanted = sample_frame_indices(int(stream.frames), n_frames)
+        targets, last, out = set(wanted.tolist()), int(wanted[-1]), []
+        for index, frame in enumerate(container.decode(stream)):
+            if index in targets:
+                out.append(frame.to_ndarray(format="rgb24"))
+            if index >= last:
+                break
+    return out
+
+
 # 6 ---------------------------------------------------------------------------------------------
 def section_gmm(args, torch, device) -> Dict[str, Any]:
     from difffake_ray.adm.models import TorchGaussianScorer, create_anomaly_model
@@ -417,7 +506,8 @@ def section_quality(args, torch, device, seconds_left: float) -> Dict[str, Any]:
 
 
 SECTIONS = [("model", section_model), ("precision", section_precision), ("embed_stage", section_embed_stage),
-            ("sam_step", section_sam_step), ("extract", section_extract), ("gmm", section_gmm)]
+            ("sam_step", section_sam_step), ("extract", section_extract), ("decode", section_decode),
+            ("gmm", section_gmm)]
 
 
 def summary_table(result: Dict[str, Any]) -> str:
@@ -466,6 +556,15 @@ def summary_table(result: Dict[str, Any]) -> str:
     if ok(s.get("extract")):
         x = s["extract"]
         add(f"extract, {x['video']}", f"{x['videos_per_s_per_core']:.3f} videos/s per core ({x['cores']:g} cores)")
+    if ok(s.get("decode")):
+        d = s["decode"]
+        cpu = f"{d['software']['cpu_s_per_video']:.3f} s"
+        if "skipped" in d["nvdec"]:
+            add(f"decode, {d['video']}: CPU s a video, software / NVDEC", f"{cpu} / {d['nvdec']['skipped'][:80]}")
+        else:
+            add(f"decode, {d['video']}: CPU s a video, software / NVDEC",
+                f"{cpu} / {d['nvdec']['cpu_s_per_video']:.3f} s; frames identical {100 * d['frames_identical']:.0f}% "
+                f"(max difference {d['max_abs_difference']})", "identical frames, CPU saved")
     if ok(s.get("gmm")):
         g = s["gmm"]
         add(f"GMM log-likelihood {g['dim']}-d, {g['device']} / scikit-learn CPU",
