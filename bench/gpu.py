@@ -435,21 +435,17 @@ def nvdec():
 
 
 def nvdec_sampled(uri: str, accel, n_frames: int = 40) -> List[np.ndarray]:
-    """The sampled frames of ``uri`` (as extract samples them), decoded through ``accel``, as RGB."""
+    """The sampled frames of ``uri`` (as extract samples them), decoded through ``accel`` in the
+    stage's own sequential pass (the same RGB conversion and checks), as RGB."""
     import av
 
-    from difffake_ray.faces.video import sample_frame_indices
+    from difffake_ray.faces.video import decode_indices, sample_frame_indices
 
     with av.open(uri, hwaccel=accel) as container:
         stream = container.streams.video[0]
         wanted = sample_frame_indices(int(stream.frames), n_frames)
-        targets, last, out = set(wanted.tolist()), int(wanted[-1]), []
-        for index, frame in enumerate(container.decode(stream)):
-            if index in targets:
-                out.append(frame.to_ndarray(format="rgb24"))
-            if index >= last:
-                break
-    return out
+        frames, _, _ = decode_indices(container, stream, wanted, lambda frame: frame.image, uri)
+    return frames
 
 
 # 6 ---------------------------------------------------------------------------------------------

@@ -184,14 +184,14 @@ def read_sampled_frames(
         if ranks is not None:
             frames, decoded, shape = _decode_skipping(container, stream, wanted, handle, ranks, uri)
         else:
-            frames, decoded, shape = _decode_indices(container, stream, wanted, handle, uri)
+            frames, decoded, shape = decode_indices(container, stream, wanted, handle, uri)
         if len(frames) < len(wanted) and decoded > 0:
             # The container over-declared its frame count (a truncated file): sample again over
             # the frames that really decode, so the sample stays equally spaced.
             info.frame_count = decoded
             container.seek(0)
             wanted = sample_frame_indices(decoded, n_frames, mode)
-            frames, _, shape = _decode_indices(container, stream, wanted, handle, uri)
+            frames, _, shape = decode_indices(container, stream, wanted, handle, uri)
         if not frames:
             raise VideoError(schema.NO_FRAMES, f"{uri}: no frame could be decoded")
         if shape != (height, width):  # turned upright: report what is analysed
@@ -221,8 +221,8 @@ def _handled(frame, index: int, time_base: float, handle: Callable[[DecodedFrame
     return handle(DecodedFrame(index, ts, img)), img.shape[:2]
 
 
-def _decode_indices(container, stream, wanted: np.ndarray, handle: Callable[[DecodedFrame], Any],
-                    uri: str = "") -> tuple:
+def decode_indices(container, stream, wanted: np.ndarray, handle: Callable[[DecodedFrame], Any],
+                   uri: str = "") -> tuple:
     """One sequential pass; only the wanted frames are converted to RGB and handed to ``handle``.
 
     Returns ``(handled, n_decoded, (height, width) of the frames)``: n_decoded counts frames
@@ -277,7 +277,7 @@ def _display_ranks(container, stream, frame_count: int) -> Optional[dict]:
 
 def _decode_skipping(container, stream, wanted: np.ndarray, handle: Callable[[DecodedFrame], Any],
                      ranks: dict, uri: str = "") -> tuple:
-    """As ``_decode_indices``, but a packet whose frame is not wanted is sent to the decoder with
+    """As ``decode_indices``, but a packet whose frame is not wanted is sent to the decoder with
     non-reference frames skipped: no other frame is predicted from those, so every wanted frame
     decodes exactly as in a full pass, and about half of an H.264 stream's frames are never
     decoded (x264's B-frames). Single-threaded decoding only: with frame threads the skip setting
